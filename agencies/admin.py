@@ -1,0 +1,35 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from .models import Agency, User
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ("email",)
+    list_display = ("email", "full_name", "is_staff", "is_superuser", "is_active", "created_at")
+    list_filter = ("is_staff", "is_superuser", "is_active", "groups")
+    search_fields = ("email", "full_name")
+    readonly_fields = ("created_at", "last_login")
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Profile", {"fields": ("full_name",)}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "created_at")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2", "is_staff")}),)
+
+
+@admin.register(Agency)
+class AgencyAdmin(admin.ModelAdmin):
+    list_display = ("business_name", "user_email", "contact_name", "phone", "status", "accepting_leads", "created_at")
+    list_select_related = ("user",)
+    list_filter = ("status", "accepting_leads", "created_at")
+    search_fields = ("business_name", "contact_name", "user__email", "phone")
+    readonly_fields = ("created_at", "updated_at")
+    raw_id_fields = ("user",)
+    date_hierarchy = "created_at"
+
+    @admin.display(description="email", ordering="user__email")
+    def user_email(self, agency: Agency) -> str:
+        return agency.user.email

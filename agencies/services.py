@@ -1,0 +1,117 @@
+"""Agency accounts: registration, login, token refresh and profile changes."""
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from audit.services import record_action, snapshot
+
+from .authentication import REALM_CLAIM, Realm, issue_tokens, user_belongs_to_realm, user_may_authenticate
+from .models import Agency, AgencyStatus, User, normalize_email
+
+INVALID_CREDENTIALS = "Invalid email or password."
+DUPLICATE_EMAIL = "An account with this email already exists."
+PROFILE_FIELDS = ("business_name", "contact_name", "phone", "accepting_leads")
+
+
+@transaction.atomic
+def register_agency(
+    *,
+    email: str,
+    password: str,
+    business_name: str,
+    contact_name: str = "",
+    phone: str = "",
+    ip: str | None = None,
+) -> Agency:
+    """Creates the owner user and the agency; `active` unless AGENCY_REQUIRES_APPROVAL.
+
+    Raises ValidationError on `email` (taken) or `password` (too weak).
+    """
+    user = User(email=normalize_email(email))
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
+    if User.objects.filter(email=user.email).exists():
+        raise ValidationError({"email": [DUPLICATE_EMAIL]})
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:  # a concurrent registration won the race
+        raise ValidationError({"email": [DUPLICATE_EMAIL]}) from exc
+    status = AgencyStatus.PENDING if settings.AGENCY_REQUIRES_APPROVAL else AgencyStatus.ACTIVE
+    agency = Agency(user=user, business_name=business_name, contact_name=contact_name, phone=phone, status=status)
+    agency.full_clean()
+    agency.save()
+    record_action(actor=user, action="agency.registered", target=agency, after=snapshot(agency), ip=ip)
+    return agency
+
+
+def log_in(*, email: str, password: str, realm: Realm) -> tuple[User, dict[str, str]]:
+    """Checks the credentials for the realm and issues a token pair.
+
+    Raises AuthenticationFailed with one message whether the email or the password was
+    wrong, and also for an account of the other realm.
+    """
+    user = authenticate(email=normalize_email(email), password=password)
+    if user is None or not user_belongs_to_realm(user, realm):
+        raise AuthenticationFailed(INVALID_CREDENTIALS, code="invalid_credentials")
+    if not user_may_authenticate(user):
+        raise AuthenticationFailed("The account is disabled or suspended.", code="user_inactive")
+    return user, issue_tokens(user, realm)
+
+
+def refresh_tokens(*, refresh: str) -> dict[str, str]:
+    """Exchanges a refresh token for a new pair; the used one is blacklisted.
+
+    A refresh token works once: a second use, even a concurrent one, is refused
+    (the blacklist row is unique per token). Raises AuthenticationFailed.
+    """
+    try:
+        token = RefreshToken(refresh)
+    except TokenError as exc:
+        raise AuthenticationFailed("Token is invalid or expired.", code="token_not_valid") from exc
+    realm = token.get(REALM_CLAIM)
+    user = User.objects.select_related("agency").filter(pk=token.get(api_settings.USER_ID_CLAIM)).first()
+    if realm not in Realm.values or user is None or not user_belongs_to_realm(user, realm):
+        raise AuthenticationFailed("Token is invalid or expired.", code="token_not_valid")
+    if not user_may_authenticate(user):
+        raise AuthenticationFailed("The account is disabled or suspended.", code="user_inactive")
+    _, newly_blacklisted = token.blacklist()
+    if not newly_blacklisted:
+        raise AuthenticationFailed("Token is invalid or expired.", code="token_not_valid")
+    return issue_tokens(user, Realm(realm))
+
+
+@transaction.atomic
+def update_agency_profile(*, agency: Agency, changes: dict, ip: str | None = None) -> Agency:
+    """Changes the profile fields an agency may edit itself (never status or money).
+
+    Raises ValidationError for a field outside PROFILE_FIELDS or an invalid value.
+    """
+    forbidden = sorted(set(changes) - set(PROFILE_FIELDS))
+    if forbidden:
+        raise ValidationError({field: ["This field cannot be changed here."] for field in forbidden})
+    agency = Agency.objects.select_for_update().get(pk=agency.pk)
+    before = snapshot(agency, PROFILE_FIELDS)
+    for field, value in changes.items():
+        setattr(agency, field, value)
+    agency.full_clean()
+    agency.save(update_fields=[*changes, "updated_at"])
+    record_action(
+        actor=agency.user,
+        action="agency.profile_updated",
+        target=agency,
+        before=before,
+        after=snapshot(agency, PROFILE_FIELDS),
+        ip=ip,
+    )
+    return agency

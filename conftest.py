@@ -1,0 +1,48 @@
+"""Fixtures shared by every app's tests."""
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from agencies.authentication import Realm, issue_tokens
+from agencies.tests.factories import AgencyFactory, StaffUserFactory
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing_and_clean_cache(settings):
+    # Argon2 is slow on purpose; its use is asserted in one test with the real setting.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient(raise_request_exception=False)
+
+
+@pytest.fixture
+def agency(db):
+    return AgencyFactory()
+
+
+def client_for(user, realm: Realm) -> APIClient:
+    client = APIClient(raise_request_exception=False)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_tokens(user, realm)['access']}")
+    return client
+
+
+@pytest.fixture
+def agency_client(agency) -> APIClient:
+    return client_for(agency.user, Realm.AGENCY)
+
+
+@pytest.fixture
+def staff_user(db):
+    return StaffUserFactory()
+
+
+@pytest.fixture
+def staff_client(staff_user) -> APIClient:
+    return client_for(staff_user, Realm.STAFF)
