@@ -2,7 +2,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
-from leadmarket.api.access import AgencyAPIView, PublicAPIView, StaffAPIView
+from leadmarket.api.access import ANY_STAFF, AgencyAPIView, PublicAPIView, StaffAPIView
 from leadmarket.api.client import client_ip
 from leadmarket.api.envelope import ok
 from leadmarket.api.inputs import validated
@@ -99,6 +99,8 @@ class StaffTokenRefreshView(PublicAPIView):
 
 
 class StaffMeView(StaffAPIView):
+    required_permissions = {"GET": ANY_STAFF}
+
     @extend_schema(responses={200: StaffUserSerializer}, tags=["admin auth"])
     def get(self, request):
         return ok(StaffUserSerializer(request.user).data)

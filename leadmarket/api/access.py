@@ -1,6 +1,6 @@
 """Base views for the three audiences of the API; every view derives from one of them."""
 
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.views import APIView
 
 from agencies.authentication import AgencyJWTAuthentication, StaffJWTAuthentication
@@ -20,8 +20,29 @@ class AgencyAPIView(APIView):
     permission_classes = [IsAuthenticated]
 
 
+ANY_STAFF = "any-staff"
+
+
+class StaffPermission(BasePermission):
+    """Each staff view declares the Django permission every method needs, e.g.
+
+        required_permissions = {"GET": "subscriptions.view_plan", "POST": "subscriptions.add_plan"}
+
+    Permissions come from the user's role (a Django group) so the admin site and the API
+    enforce the same thing. A method the view does not declare is refused (fail closed).
+    """
+
+    def has_permission(self, request, view) -> bool:
+        method = "GET" if request.method == "HEAD" else request.method
+        code = getattr(view, "required_permissions", {}).get(method)
+        if code is None or not (request.user and request.user.is_authenticated and request.user.is_staff):
+            return False
+        return code == ANY_STAFF or request.user.has_perm(code)
+
+
 class StaffAPIView(APIView):
-    """The admin portal: staff tokens only."""
+    """The admin portal: staff tokens only, and the permission the method declares."""
 
     authentication_classes = [StaffJWTAuthentication]
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated, StaffPermission]
+    required_permissions: dict[str, str] = {}
