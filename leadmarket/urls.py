@@ -1,10 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from agencies.urls import admin_urlpatterns as agency_admin_urls
 from agencies.urls import mobile_urlpatterns as agency_mobile_urls
+from leadmarket import health
 from leadmarket.api.views import api_not_found
+from leadmarket.metrics import metrics_view
 
 handler400 = "leadmarket.api.views.bad_request"
 handler403 = "leadmarket.api.views.permission_denied"
@@ -15,7 +17,7 @@ api_urlpatterns = [
     path("v1/agencies/", include(agency_mobile_urls)),
     path("admin/", include(agency_admin_urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     # Unknown /api/ paths are an enveloped 404 even when DEBUG shows Django's debug pages.
     re_path(r"^.*$", api_not_found),
@@ -24,4 +26,7 @@ api_urlpatterns = [
 urlpatterns = [
     path("api/", include(api_urlpatterns)),
     path("admin/", admin.site.urls),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("metrics", metrics_view, name="metrics"),
 ]

@@ -7,6 +7,8 @@ from leadmarket.api.client import client_ip
 from leadmarket.api.envelope import ok
 from leadmarket.api.inputs import validated
 from leadmarket.api.ratelimit import Limit, hit, retry_after
+from leadmarket.api.schema import ERROR
+from leadmarket.api.throttling import ApiRateThrottle, RegistrationThrottle, TokenRefreshThrottle
 
 from .. import services
 from ..authentication import Realm, issue_tokens
@@ -43,6 +45,8 @@ def throttled_log_in(request, realm: Realm):
 
 
 class AgencyRegisterView(PublicAPIView):
+    throttle_classes = [ApiRateThrottle, RegistrationThrottle]
+
     @extend_schema(request=AgencyRegisterInput, responses={201: AgencySessionSerializer}, tags=["agency auth"])
     def post(self, request):
         data = validated(AgencyRegisterInput, request)
@@ -52,14 +56,16 @@ class AgencyRegisterView(PublicAPIView):
 
 
 class AgencyLoginView(PublicAPIView):
-    @extend_schema(request=LoginInput, responses={200: AgencySessionSerializer}, tags=["agency auth"])
+    @extend_schema(request=LoginInput, responses={200: AgencySessionSerializer, 401: ERROR}, tags=["agency auth"])
     def post(self, request):
         user, tokens = throttled_log_in(request, Realm.AGENCY)
         return ok({**tokens, "agency": AgencySerializer(user.agency).data}, message="Logged in.")
 
 
 class TokenRefreshView(PublicAPIView):
-    @extend_schema(request=TokenRefreshInput, responses={200: TokenPairSerializer}, tags=["agency auth"])
+    throttle_classes = [ApiRateThrottle, TokenRefreshThrottle]
+
+    @extend_schema(request=TokenRefreshInput, responses={200: TokenPairSerializer, 401: ERROR}, tags=["agency auth"])
     def post(self, request):
         data = validated(TokenRefreshInput, request)
         return ok(services.refresh_tokens(refresh=data["refresh"]), message="Token refreshed.")
@@ -85,14 +91,16 @@ class AgencyProfileView(AgencyAPIView):
 
 
 class StaffLoginView(PublicAPIView):
-    @extend_schema(request=LoginInput, responses={200: StaffSessionSerializer}, tags=["admin auth"])
+    @extend_schema(request=LoginInput, responses={200: StaffSessionSerializer, 401: ERROR}, tags=["admin auth"])
     def post(self, request):
         user, tokens = throttled_log_in(request, Realm.STAFF)
         return ok({**tokens, "user": StaffUserSerializer(user).data}, message="Logged in.")
 
 
 class StaffTokenRefreshView(PublicAPIView):
-    @extend_schema(request=TokenRefreshInput, responses={200: TokenPairSerializer}, tags=["admin auth"])
+    throttle_classes = [ApiRateThrottle, TokenRefreshThrottle]
+
+    @extend_schema(request=TokenRefreshInput, responses={200: TokenPairSerializer, 401: ERROR}, tags=["admin auth"])
     def post(self, request):
         data = validated(TokenRefreshInput, request)
         return ok(services.refresh_tokens(refresh=data["refresh"]), message="Token refreshed.")

@@ -37,6 +37,9 @@ def retry_after(request, limit: Limit, value: str) -> int | None:
     return None
 
 
-def hit(request, limit: Limit, value: str) -> None:
-    """Counts one event for `value` in the current window."""
-    _usage(request, limit, value, increment=True)
+def hit(request, limit: Limit, value: str) -> int | None:
+    """Counts one event for `value`; seconds to wait when that went over the limit."""
+    usage = _usage(request, limit, value, increment=True)
+    if usage and usage["should_limit"] and usage["time_left"] >= 0:
+        return max(1, usage["time_left"])
+    return None
