@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
+from audit.admin import AuditedModelAdmin
+
 from .models import Agency, User
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
+    audit_exclude = ("password",)
     ordering = ("email",)
     list_display = ("email", "full_name", "is_staff", "is_superuser", "is_active", "created_at")
     list_filter = ("is_staff", "is_superuser", "is_active", "groups")
@@ -21,7 +24,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(Agency)
-class AgencyAdmin(admin.ModelAdmin):
+class AgencyAdmin(AuditedModelAdmin):
     list_display = ("business_name", "user_email", "contact_name", "phone", "status", "accepting_leads", "created_at")
     list_select_related = ("user",)
     list_filter = ("status", "accepting_leads", "created_at")

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -115,3 +116,68 @@ def update_agency_profile(*, agency: Agency, changes: dict, ip: str | None = Non
         ip=ip,
     )
     return agency
+
+
+def permissions_from_codes(codes: list[str]) -> list[Permission]:
+    """The permissions named `app_label.codename`; ValidationError on `permissions` for unknown ones."""
+    wanted = set(codes)
+    found = {
+        f"{permission.content_type.app_label}.{permission.codename}": permission
+        for permission in Permission.objects.select_related("content_type").filter(
+            codename__in={code.partition(".")[2] for code in wanted}
+        )
+    }
+    unknown = sorted(wanted - set(found))
+    if unknown:
+        raise ValidationError({"permissions": [f"Unknown permission: {code}" for code in unknown]})
+    return [found[code] for code in sorted(wanted)]
+
+
+@transaction.atomic
+def create_role(*, name: str, permission_codes: list[str], actor: User, ip: str | None = None) -> Group:
+    """A role is a Django group with permissions, so the API and the admin site agree.
+
+    Raises ValidationError on `name` (taken) or `permissions` (unknown code).
+    """
+    permissions = permissions_from_codes(permission_codes)
+    if Group.objects.filter(name__iexact=name).exists():
+        raise ValidationError({"name": ["A role with this name already exists."]})
+    role = Group.objects.create(name=name)
+    role.permissions.set(permissions)
+    record_action(
+        actor=actor,
+        action="role.created",
+        target=role,
+        after={"name": name, "permissions": sorted(permission_codes)},
+        ip=ip,
+    )
+    return role
+
+
+@transaction.atomic
+def create_staff_user(
+    *, email: str, password: str, full_name: str = "", role: Group, actor: User, ip: str | None = None
+) -> User:
+    """Creates a staff user holding one role. Raises ValidationError on `email` or `password`."""
+    user = User(email=normalize_email(email), full_name=full_name, is_staff=True)
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
+    if User.objects.filter(email=user.email).exists():
+        raise ValidationError({"email": [DUPLICATE_EMAIL]})
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:
+        raise ValidationError({"email": [DUPLICATE_EMAIL]}) from exc
+    user.groups.set([role])
+    record_action(
+        actor=actor,
+        action="staff_user.created",
+        target=user,
+        after={"email": user.email, "full_name": full_name, "role": role.name},
+        ip=ip,
+    )
+    return user

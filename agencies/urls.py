@@ -13,4 +13,6 @@ admin_urlpatterns = [
     *slashless("auth/login", views.StaffLoginView.as_view(), "admin-login"),
     *slashless("auth/refresh", views.StaffTokenRefreshView.as_view(), "admin-token-refresh"),
     *slashless("auth/me", views.StaffMeView.as_view(), "admin-me"),
+    *slashless("users", views.StaffUserListView.as_view(), "admin-users"),
+    *slashless("roles", views.RoleListView.as_view(), "admin-roles"),
 ]

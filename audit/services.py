@@ -9,9 +9,19 @@ from django.forms.models import model_to_dict
 from .models import AuditLog
 
 
-def snapshot(instance: models.Model, fields: tuple[str, ...] | list[str] | None = None) -> dict:
-    """The JSON-ready values of `fields` (all concrete fields by default) of a model instance."""
-    values = model_to_dict(instance, fields=fields)
+def snapshot(
+    instance: models.Model, fields: tuple[str, ...] | list[str] | None = None, *, exclude: tuple[str, ...] = ()
+) -> dict:
+    """The JSON-ready values of `fields` (all editable fields by default) of a model instance.
+
+    Related objects appear as primary keys (many-to-many as sorted lists of them).
+    """
+    values = model_to_dict(instance, fields=fields, exclude=exclude)
+    for field, value in values.items():
+        if isinstance(value, list | tuple | models.QuerySet):
+            values[field] = sorted(getattr(item, "pk", item) for item in value)
+        elif isinstance(value, models.Model):
+            values[field] = value.pk
     return json.loads(json.dumps(values, cls=DjangoJSONEncoder))
 
 

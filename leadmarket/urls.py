@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from agencies.urls import admin_urlpatterns as agency_admin_urls
 from agencies.urls import mobile_urlpatterns as agency_mobile_urls
+from audit.urls import admin_urlpatterns as audit_admin_urls
 from leadmarket import health
 from leadmarket.api.views import api_not_found
 from leadmarket.metrics import metrics_view
@@ -16,6 +17,7 @@ handler500 = "leadmarket.api.views.server_error"
 api_urlpatterns = [
     path("v1/agencies/", include(agency_mobile_urls)),
     path("admin/", include(agency_admin_urls)),
+    path("admin/", include(audit_admin_urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -1,3 +1,4 @@
+from django.contrib.auth.models import Group
 from rest_framework import serializers
 
 from leadmarket.api.inputs import PhoneField, StrictInput
@@ -25,10 +26,36 @@ class AgencySerializer(serializers.ModelSerializer):
 
 
 class StaffUserSerializer(serializers.ModelSerializer):
+    roles = serializers.SlugRelatedField(source="groups", slug_field="name", many=True, read_only=True)
+
     class Meta:
         model = User
-        fields = ("id", "email", "full_name", "is_superuser")
+        fields = ("id", "email", "full_name", "is_superuser", "is_active", "roles", "created_at", "last_login")
         read_only_fields = fields
+
+
+class RoleSerializer(serializers.ModelSerializer):
+    permissions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Group
+        fields = ("id", "name", "permissions")
+        read_only_fields = fields
+
+    def get_permissions(self, role: Group) -> list[str]:
+        return sorted(f"{p.content_type.app_label}.{p.codename}" for p in role.permissions.all())
+
+
+class RoleCreateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=150)
+    permissions = serializers.ListField(child=serializers.CharField(max_length=200), max_length=500)
+
+
+class StaffUserCreateInput(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+    full_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    role = serializers.SlugRelatedField(slug_field="name", queryset=Group.objects.all())
 
 
 class AgencyRegisterInput(serializers.Serializer):

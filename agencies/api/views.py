@@ -1,6 +1,8 @@
 from django.conf import settings
+from django.contrib.auth.models import Group
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import AuthenticationFailed, Throttled
+from rest_framework.generics import ListAPIView
 
 from leadmarket.api.access import ANY_STAFF, AgencyAPIView, PublicAPIView, StaffAPIView
 from leadmarket.api.client import client_ip
@@ -12,14 +14,17 @@ from leadmarket.api.throttling import ApiRateThrottle, RegistrationThrottle, Tok
 
 from .. import services
 from ..authentication import Realm, issue_tokens
-from ..models import normalize_email
+from ..models import User, normalize_email
 from .serializers import (
     AgencyProfileInput,
     AgencyRegisterInput,
     AgencySerializer,
     AgencySessionSerializer,
     LoginInput,
+    RoleCreateInput,
+    RoleSerializer,
     StaffSessionSerializer,
+    StaffUserCreateInput,
     StaffUserSerializer,
     TokenPairSerializer,
     TokenRefreshInput,
@@ -112,3 +117,35 @@ class StaffMeView(StaffAPIView):
     @extend_schema(responses={200: StaffUserSerializer}, tags=["admin auth"])
     def get(self, request):
         return ok(StaffUserSerializer(request.user).data)
+
+
+@extend_schema(tags=["admin users"])
+class StaffUserListView(StaffAPIView, ListAPIView):
+    """Staff users and their roles (never password hashes)."""
+
+    required_permissions = {"GET": "agencies.view_user", "POST": "agencies.add_user"}
+    serializer_class = StaffUserSerializer
+    queryset = User.objects.filter(is_staff=True).prefetch_related("groups").order_by("email", "id")
+
+    @extend_schema(request=StaffUserCreateInput, responses={201: StaffUserSerializer})
+    def post(self, request):
+        data = validated(StaffUserCreateInput, request)
+        user = services.create_staff_user(**data, actor=request.user, ip=client_ip(request))
+        return ok(StaffUserSerializer(user).data, message="Staff user created.", status=201)
+
+
+@extend_schema(tags=["admin users"])
+class RoleListView(StaffAPIView, ListAPIView):
+    """Roles: Django groups with permission codes (`app_label.codename`)."""
+
+    required_permissions = {"GET": "auth.view_group", "POST": "auth.add_group"}
+    serializer_class = RoleSerializer
+    queryset = Group.objects.prefetch_related("permissions__content_type").order_by("name", "id")
+
+    @extend_schema(request=RoleCreateInput, responses={201: RoleSerializer})
+    def post(self, request):
+        data = validated(RoleCreateInput, request)
+        role = services.create_role(
+            name=data["name"], permission_codes=data["permissions"], actor=request.user, ip=client_ip(request)
+        )
+        return ok(RoleSerializer(role).data, message="Role created.", status=201)
