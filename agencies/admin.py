@@ -3,7 +3,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from audit.admin import AuditedModelAdmin
 
-from .models import Agency, User
+from .models import Agency, Device, Notification, User
 
 
 @admin.register(User)
@@ -36,3 +36,29 @@ class AgencyAdmin(AuditedModelAdmin):
     @admin.display(description="email", ordering="user__email")
     def user_email(self, agency: Agency) -> str:
         return agency.user.email
+
+
+@admin.register(Device)
+class DeviceAdmin(AuditedModelAdmin):
+    list_display = ("agency", "platform", "is_active", "last_registered_at", "deactivated_at", "deactivation_reason")
+    list_select_related = ("agency",)
+    list_filter = ("platform", "is_active")
+    search_fields = ("agency__business_name", "token")
+    raw_id_fields = ("agency",)
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    """Read-only: the inbox and what happened to each push."""
+
+    list_display = ("created_at", "agency", "kind", "title", "push_status", "push_attempts", "pushed_at", "read_at")
+    list_select_related = ("agency",)
+    list_filter = ("kind", "push_status", ("read_at", admin.EmptyFieldListFilter))
+    search_fields = ("agency__business_name", "title")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

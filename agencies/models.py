@@ -76,3 +76,93 @@ class Agency(models.Model):
     @property
     def email(self) -> str:
         return self.user.email
+
+
+class DevicePlatform(models.TextChoices):
+    ANDROID = "android", "Android"
+    IOS = "ios", "iOS"
+    WEB = "web", "Web"
+
+
+class Device(models.Model):
+    """An FCM registration token of the agency's mobile app."""
+
+    agency = models.ForeignKey(Agency, on_delete=models.CASCADE, related_name="devices")
+    token = models.CharField(max_length=4096, unique=True)
+    platform = models.CharField(max_length=16, choices=DevicePlatform.choices)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_registered_at = models.DateTimeField(default=timezone.now)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    deactivation_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["agency"], condition=models.Q(is_active=True), name="device_active_by_agency")]
+
+    def __str__(self) -> str:
+        return f"{self.platform} device of {self.agency_id}"
+
+
+class NotificationKind(models.TextChoices):
+    LEAD_OFFERED = "lead_offered", "Lead offered"
+    OFFER_EXPIRING = "offer_expiring", "Offer about to expire"
+    OFFER_EXPIRED = "offer_expired", "Offer expired"
+    LEAD_REASSIGNED = "lead_reassigned", "Lead reassigned by staff"
+    SUBSCRIPTION_RENEWED = "subscription_renewed", "Subscription renewed"
+    SUBSCRIPTION_CANCELLED = "subscription_cancelled", "Subscription cancelled"
+    PAYMENT_DUE = "payment_due", "Payment due"
+
+
+class PushStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to be pushed"
+    SENDING = "sending", "Being pushed"
+    SENT = "sent", "Pushed"
+    NO_DEVICES = "no_devices", "No active device"
+    FAILED = "failed", "Failed"
+
+
+class NotificationQuerySet(models.QuerySet):
+    def for_agency(self, agency: Agency):
+        """The one scoping chokepoint of agency-facing notification reads."""
+        return self.filter(agency=agency)
+
+    def unread(self):
+        return self.filter(read_at__isnull=True)
+
+
+class Notification(models.Model):
+    """One event for one agency: the in-app inbox entry and the push sent for it."""
+
+    agency = models.ForeignKey(Agency, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    title = models.CharField(max_length=200)
+    body = models.CharField(max_length=1000)
+    data = models.JSONField(default=dict, blank=True, help_text="What the app routes on: lead_id, subscription_id.")
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+    push_status = models.CharField(max_length=16, choices=PushStatus.choices, default=PushStatus.PENDING)
+    push_attempts = models.PositiveSmallIntegerField(default=0)
+    pushed_at = models.DateTimeField(null=True, blank=True)
+    push_error = models.CharField(max_length=500, blank=True)
+    dedupe_key = models.CharField(max_length=100, blank=True, help_text="One notification per event, e.g. a reminder.")
+
+    objects = NotificationQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agency", "dedupe_key"], condition=~models.Q(dedupe_key=""), name="notification_once_per_event"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["agency", "-created_at", "-id"], name="notification_inbox_idx"),
+            models.Index(fields=["agency"], condition=models.Q(read_at__isnull=True), name="notification_unread_idx"),
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(push_status__in=["pending", "sending"]),
+                name="notification_push_queue_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.agency_id}"

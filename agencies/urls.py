@@ -1,6 +1,6 @@
 from leadmarket.api.routes import slashless
 
-from .api import views
+from .api import notification_views, views
 
 mobile_urlpatterns = [
     *slashless("register", views.AgencyRegisterView.as_view(), "agency-register"),
@@ -15,4 +15,16 @@ admin_urlpatterns = [
     *slashless("auth/me", views.StaffMeView.as_view(), "admin-me"),
     *slashless("users", views.StaffUserListView.as_view(), "admin-users"),
     *slashless("roles", views.RoleListView.as_view(), "admin-roles"),
+]
+
+app_urlpatterns = [
+    *slashless("devices", notification_views.DeviceRegisterView.as_view(), "mobile-devices"),
+    *slashless("devices/<str:token>", notification_views.DeviceDetailView.as_view(), "mobile-device"),
+    *slashless("notifications", notification_views.NotificationListView.as_view(), "mobile-notifications"),
+    *slashless(
+        "notifications/read-all", notification_views.NotificationReadAllView.as_view(), "mobile-notifications-read-all"
+    ),
+    *slashless(
+        "notifications/<int:pk>/read", notification_views.NotificationReadView.as_view(), "mobile-notification-read"
+    ),
 ]

@@ -128,7 +128,10 @@ CELERY_TASK_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A broker that is down must not hang a request that enqueues after commit.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2, "max_retries": 1}
-CELERY_BEAT_SCHEDULE: dict = {}
+# Periodic work; each entry is idempotent and also runnable as a management command.
+CELERY_BEAT_SCHEDULE = {
+    "sweep-unpushed-notifications": {"task": "agencies.tasks.sweep_unpushed_notifications", "schedule": 60.0},
+}
 
 # --- Auth --------------------------------------------------------------------------------
 
@@ -159,6 +162,14 @@ AGENCY_REQUIRES_APPROVAL = env.bool("AGENCY_REQUIRES_APPROVAL", default=False)
 # Failed logins allowed per account and per client address before a 429.
 LOGIN_FAILURE_RATE = env("LOGIN_FAILURE_RATE", default="5/5m")
 LOGIN_FAILURE_RATE_PER_IP = env("LOGIN_FAILURE_RATE_PER_IP", default="20/5m")
+
+# --- Notifications -----------------------------------------------------------------------
+
+# Path of a Firebase service-account JSON file; unset: pushes are only logged.
+FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE", default="")
+# How long before an offer expires the agency gets a reminder.
+OFFER_REMINDER_MINUTES = env.int("OFFER_REMINDER_MINUTES", default=5)
+PUSH_MAX_RETRIES = env.int("PUSH_MAX_RETRIES", default=6)
 
 # --- API ---------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from agencies.urls import admin_urlpatterns as agency_admin_urls
+from agencies.urls import app_urlpatterns as agency_app_urls
 from agencies.urls import mobile_urlpatterns as agency_mobile_urls
 from audit.urls import admin_urlpatterns as audit_admin_urls
 from leadmarket import health
@@ -16,6 +17,7 @@ handler500 = "leadmarket.api.views.server_error"
 
 api_urlpatterns = [
     path("v1/agencies/", include(agency_mobile_urls)),
+    path("mobile/", include(agency_app_urls)),
     path("admin/", include(agency_admin_urls)),
     path("admin/", include(audit_admin_urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

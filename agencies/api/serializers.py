@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from leadmarket.api.inputs import PhoneField, StrictInput
 
-from ..models import Agency, User
+from ..models import Agency, Device, DevicePlatform, Notification, User
 
 
 class AgencySerializer(serializers.ModelSerializer):
@@ -93,3 +93,39 @@ class AgencyProfileInput(StrictInput):
     contact_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
     phone = PhoneField(required=False, allow_blank=True)
     accepting_leads = serializers.BooleanField(required=False)
+
+
+class DeviceRegisterInput(serializers.Serializer):
+    token = serializers.CharField(max_length=4096)
+    platform = serializers.ChoiceField(choices=DevicePlatform.choices)
+
+
+class DeviceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Device
+        fields = ("id", "token", "platform", "is_active", "created_at", "last_registered_at")
+        read_only_fields = fields
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    is_read = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Notification
+        fields = ("id", "kind", "title", "body", "data", "created_at", "read_at", "is_read")
+        read_only_fields = fields
+
+    def get_is_read(self, notification: Notification) -> bool:
+        return notification.read_at is not None
+
+
+class NotificationPageSerializer(serializers.Serializer):
+    results = NotificationSerializer(many=True)
+    count = serializers.IntegerField()
+    unread_count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+
+
+class MarkedReadSerializer(serializers.Serializer):
+    marked_read = serializers.IntegerField()

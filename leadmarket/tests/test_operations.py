@@ -30,7 +30,8 @@ def api_routes(patterns=None, prefix: str = "") -> set[str]:
             path = "/" + route
             for converter in ("int:", "str:", "uuid:", "slug:", "path:"):
                 path = path.replace("<" + converter, "<")
-            routes.add(path.replace("<", "{").replace(">", "}"))
+            # DRF's schema convention names a `pk` path parameter `id`
+            routes.add(path.replace("<pk>", "<id>").replace("<", "{").replace(">", "}"))
     return routes - NOT_IN_SCHEMA
 
 

@@ -1,0 +1,173 @@
+"""Notification services: devices, the in-app inbox, and pushing each notification once."""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+
+from leadmarket.celery import enqueue_on_commit
+from leadmarket.errors import NotFound
+
+from .models import Agency, Device, DevicePlatform, Notification, NotificationKind, PushStatus
+from .push import PushMessage, get_backend
+
+logger = logging.getLogger(__name__)
+
+STUCK_SENDING_AFTER = timedelta(minutes=5)
+
+
+class TransientPushError(Exception):
+    """FCM could not take the message now; the task retries with backoff."""
+
+
+@transaction.atomic
+def register_device(*, agency: Agency, token: str, platform: DevicePlatform, now: datetime) -> Device:
+    """Registers an FCM token for the agency; a token registered before (by any agency)
+    moves to this one and is active again."""
+    device, _ = Device.objects.update_or_create(
+        token=token,
+        defaults={
+            "agency": agency,
+            "platform": platform,
+            "is_active": True,
+            "last_registered_at": now,
+            "deactivated_at": None,
+            "deactivation_reason": "",
+        },
+        create_defaults={"agency": agency, "platform": platform, "created_at": now, "last_registered_at": now},
+    )
+    return device
+
+
+def unregister_device(*, agency: Agency, token: str) -> None:
+    """Removes the agency's device. Raises NotFound for a token it does not hold."""
+    deleted, _ = Device.objects.filter(agency=agency, token=token).delete()
+    if not deleted:
+        raise NotFound("No such device.")
+
+
+def notify(
+    *, agency_id: int, kind: NotificationKind, title: str, body: str, data: dict, now: datetime, dedupe_key: str = ""
+) -> Notification | None:
+    """Creates the inbox entry and pushes it after the caller's transaction commits.
+
+    With a `dedupe_key`, an event notifies once (a reminder sent twice is one row); the
+    second call returns None. Runs inside the caller's transaction.
+    """
+    fields = {
+        "kind": kind,
+        "title": title,
+        "body": body,
+        "created_at": now,
+        "data": {key: str(value) for key, value in data.items()},
+    }
+    if dedupe_key:
+        notification, created = Notification.objects.get_or_create(
+            agency_id=agency_id, dedupe_key=dedupe_key, defaults=fields
+        )
+        if not created:
+            return None
+    else:
+        notification = Notification.objects.create(agency_id=agency_id, **fields)
+    from .tasks import push_notification
+
+    enqueue_on_commit(push_notification, notification_id=notification.pk)
+    return notification
+
+
+def _claim(notification_id: int) -> Notification | None:
+    """Moves a pending notification to `sending`; None when another delivery has it."""
+    with transaction.atomic():
+        notification = Notification.objects.select_for_update().filter(pk=notification_id).first()
+        if notification is None or notification.push_status != PushStatus.PENDING:
+            return None
+        notification.push_status = PushStatus.SENDING
+        notification.push_attempts += 1
+        notification.save(update_fields=["push_status", "push_attempts"])
+        return notification
+
+
+def push_notification(*, notification_id: int, now: datetime, final_attempt: bool = False) -> PushStatus | None:
+    """Sends the notification to the agency's active devices, once.
+
+    The status guard makes a second delivery of the same task a no-op. Tokens FCM calls
+    unregistered or invalid are deactivated. A transient FCM error puts the notification
+    back to pending and raises TransientPushError for the task to retry, unless this was
+    the final attempt, which marks it failed.
+    """
+    notification = _claim(notification_id)
+    if notification is None:
+        return None
+    tokens = list(
+        Device.objects.filter(agency_id=notification.agency_id, is_active=True).values_list("token", flat=True)
+    )
+    if not tokens:
+        _finish(notification, PushStatus.NO_DEVICES, now)
+        return PushStatus.NO_DEVICES
+    message = PushMessage(
+        title=notification.title,
+        body=notification.body,
+        data={**notification.data, "kind": notification.kind, "notification_id": str(notification.pk)},
+    )
+    try:
+        outcome = get_backend().send(tokens, message)
+    except Exception as exc:  # network or auth trouble talking to FCM
+        outcome_error = f"{type(exc).__name__}: {exc}"[:500]
+        return _transient(notification, outcome_error, now, final_attempt)
+    if outcome.invalid_tokens:
+        Device.objects.filter(token__in=outcome.invalid_tokens).update(
+            is_active=False, deactivated_at=now, deactivation_reason="FCM: unregistered or invalid token"
+        )
+    if outcome.transient_error and not outcome.delivered:
+        return _transient(notification, outcome.transient_error, now, final_attempt)
+    status = PushStatus.SENT if outcome.delivered else PushStatus.NO_DEVICES
+    _finish(notification, status, now, error=outcome.transient_error)
+    return status
+
+
+def _finish(notification: Notification, status: PushStatus, now: datetime, error: str = "") -> None:
+    Notification.objects.filter(pk=notification.pk).update(push_status=status, pushed_at=now, push_error=error)
+
+
+def _transient(notification: Notification, error: str, now: datetime, final_attempt: bool) -> PushStatus:
+    if final_attempt:
+        _finish(notification, PushStatus.FAILED, now, error=error)
+        return PushStatus.FAILED
+    Notification.objects.filter(pk=notification.pk).update(push_status=PushStatus.PENDING, push_error=error)
+    raise TransientPushError(error)
+
+
+def sweep_unpushed_notifications(*, now: datetime, older_than: timedelta = timedelta(minutes=1)) -> int:
+    """Re-enqueues pushes whose enqueue failed (still pending) or whose worker died (stuck
+    sending). Returns how many were re-enqueued."""
+    from .tasks import push_notification
+
+    with transaction.atomic():
+        Notification.objects.filter(push_status=PushStatus.SENDING, created_at__lt=now - STUCK_SENDING_AFTER).update(
+            push_status=PushStatus.PENDING
+        )
+        ids = list(
+            Notification.objects.filter(Q(push_status=PushStatus.PENDING), created_at__lt=now - older_than)
+            .order_by("created_at", "id")
+            .values_list("pk", flat=True)[:1000]
+        )
+        for notification_id in ids:
+            enqueue_on_commit(push_notification, notification_id=notification_id)
+    return len(ids)
+
+
+def mark_read(*, agency: Agency, notification_id: int, now: datetime) -> Notification:
+    """Marks one of the agency's notifications read. Raises NotFound for another agency's."""
+    notification = Notification.objects.for_agency(agency).filter(pk=notification_id).first()
+    if notification is None:
+        raise NotFound("No such notification.")
+    if notification.read_at is None:
+        notification.read_at = now
+        notification.save(update_fields=["read_at"])
+    return notification
+
+
+def mark_all_read(*, agency: Agency, now: datetime) -> int:
+    """Marks every unread notification of the agency read; returns how many changed."""
+    return Notification.objects.for_agency(agency).unread().update(read_at=now)

@@ -1,0 +1,372 @@
+import contextlib
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import firebase_admin
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from firebase_admin import exceptions, messaging
+
+from agencies import notifications, push
+from agencies.models import Device, Notification, NotificationKind, PushStatus
+from agencies.tasks import push_notification as push_task
+from agencies.tests.factories import AgencyFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now()
+
+
+@dataclass
+class FakeFCM:
+    sent: list = field(default_factory=list)  # the MulticastMessages firebase-admin built
+    replies: list = field(default_factory=list)  # per call: {token: exception}; others succeed
+
+    def __len__(self):
+        return len(self.sent)
+
+    def __getitem__(self, index):
+        return self.sent[index]
+
+    def __eq__(self, other):
+        return self.sent == other
+
+
+@pytest.fixture
+def fcm(settings, tmp_path, monkeypatch):
+    """Real firebase-admin code with a real (throwaway) service account; only the network
+    call, messaging.send_each_for_multicast, is replaced. Returns the list of sent messages."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    account = tmp_path / "service-account.json"
+    account.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "leadmarket-test",
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": "push@leadmarket-test.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        )
+    )
+    settings.FCM_CREDENTIALS_FILE = str(account)
+    push._backend_for.cache_clear()
+    fake = FakeFCM()
+    sent, replies = fake.sent, fake.replies
+
+    def send_each_for_multicast(message, dry_run=False, app=None):
+        sent.append(message)
+        outcome = replies.pop(0) if replies else {}
+        return messaging.BatchResponse(
+            [
+                messaging.SendResponse(None, outcome[token])
+                if token in outcome
+                else messaging.SendResponse({"name": f"projects/x/messages/{n}"}, None)
+                for n, token in enumerate(message.tokens)
+            ]
+        )
+
+    monkeypatch.setattr(messaging, "send_each_for_multicast", send_each_for_multicast)
+    yield fake
+    push._backend_for.cache_clear()
+    with contextlib.suppress(ValueError):  # not created when no push reached FCM
+        firebase_admin.delete_app(firebase_admin.get_app("leadmarket"))
+
+
+def make_notification(agency, **fields) -> Notification:
+    return Notification.objects.create(
+        agency=agency,
+        kind=NotificationKind.LEAD_OFFERED,
+        title="New lead",
+        body="A lead in 10001",
+        data={"lead_id": "7"},
+        created_at=NOW,
+        **fields,
+    )
+
+
+def test_push_sends_one_multicast_to_exactly_the_agencys_active_tokens(fcm):
+    agency, other = AgencyFactory(), AgencyFactory()
+    Device.objects.create(agency=agency, token="a1", platform="android")
+    Device.objects.create(agency=agency, token="a2", platform="ios")
+    Device.objects.create(agency=agency, token="old", platform="ios", is_active=False)
+    Device.objects.create(agency=other, token="b1", platform="android")
+    notification = make_notification(agency)
+
+    status = notifications.push_notification(notification_id=notification.pk, now=NOW)
+
+    assert status == PushStatus.SENT
+    assert len(fcm) == 1
+    assert sorted(fcm[0].tokens) == ["a1", "a2"]
+    assert fcm[0].data == {"lead_id": "7", "kind": "lead_offered", "notification_id": str(notification.pk)}
+    assert fcm[0].notification.title == "New lead"
+    assert fcm[0].android.priority == "high"
+    notification.refresh_from_db()
+    assert notification.push_status == PushStatus.SENT
+    assert notification.pushed_at == NOW
+
+
+def test_unregistered_and_invalid_tokens_are_deactivated(fcm):
+    agency = AgencyFactory()
+    for token in ("good", "gone", "bad"):
+        Device.objects.create(agency=agency, token=token, platform="android")
+    fcm.replies.append(
+        {"gone": messaging.UnregisteredError("gone"), "bad": exceptions.InvalidArgumentError("bad token")}
+    )
+
+    notifications.push_notification(notification_id=make_notification(agency).pk, now=NOW)
+
+    assert set(Device.objects.filter(is_active=True).values_list("token", flat=True)) == {"good"}
+    assert Device.objects.get(token="gone").deactivated_at == NOW
+
+
+def test_transient_error_puts_the_push_back_and_the_task_retries(fcm, monkeypatch):
+    agency = AgencyFactory()
+    Device.objects.create(agency=agency, token="t", platform="android")
+    notification = make_notification(agency)
+    fcm.replies.append({"t": exceptions.UnavailableError("try later")})
+    retries = []
+
+    def fake_retry(*, exc, countdown):
+        retries.append(countdown)
+        return RuntimeError("retry scheduled")
+
+    monkeypatch.setattr(push_task, "retry", fake_retry)
+
+    with pytest.raises(RuntimeError, match="retry scheduled"):
+        push_task.run(notification_id=notification.pk)
+
+    notification.refresh_from_db()
+    assert notification.push_status == PushStatus.PENDING
+    assert "UnavailableError" in notification.push_error
+    assert retries == [5]
+    push_task.run(notification_id=notification.pk)  # the retry succeeds
+    notification.refresh_from_db()
+    assert notification.push_status == PushStatus.SENT
+    assert notification.push_attempts == 2
+
+
+def test_final_transient_failure_marks_the_push_failed(fcm):
+    agency = AgencyFactory()
+    Device.objects.create(agency=agency, token="t", platform="android")
+    notification = make_notification(agency)
+    fcm.replies.append({"t": exceptions.UnavailableError("down")})
+
+    status = notifications.push_notification(notification_id=notification.pk, now=NOW, final_attempt=True)
+
+    assert status == PushStatus.FAILED
+
+
+def test_a_duplicate_delivery_of_the_task_pushes_once(fcm):
+    agency = AgencyFactory()
+    Device.objects.create(agency=agency, token="t", platform="android")
+    notification = make_notification(agency)
+
+    push_task.run(notification_id=notification.pk)
+    push_task.run(notification_id=notification.pk)
+
+    assert len(fcm) == 1
+
+
+def test_no_devices_is_recorded_without_calling_fcm(fcm):
+    notification = make_notification(AgencyFactory())
+
+    assert notifications.push_notification(notification_id=notification.pk, now=NOW) == PushStatus.NO_DEVICES
+    assert fcm == []
+
+
+def test_logging_backend_without_credentials(settings, caplog):
+    settings.FCM_CREDENTIALS_FILE = ""
+    push._backend_for.cache_clear()
+    agency = AgencyFactory()
+    Device.objects.create(agency=agency, token="t", platform="android")
+
+    status = notifications.push_notification(notification_id=make_notification(agency).pk, now=NOW)
+
+    assert status == PushStatus.SENT
+    assert "logging backend" in caplog.text
+
+
+def test_notify_enqueues_the_push_only_after_commit(django_capture_on_commit_callbacks, monkeypatch):
+    agency = AgencyFactory()
+    enqueued = []
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs: enqueued.append(kwargs))
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        notification = notifications.notify(
+            agency_id=agency.pk, kind=NotificationKind.LEAD_OFFERED, title="t", body="b", data={"lead_id": 1}, now=NOW
+        )
+        assert enqueued == []
+
+    assert len(callbacks) == 1
+    assert enqueued == [{"notification_id": notification.pk}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_notify_in_a_rolled_back_transaction_enqueues_nothing(monkeypatch):
+    agency = AgencyFactory()
+    enqueued = []
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs: enqueued.append(kwargs))
+
+    def offer_that_fails():
+        with transaction.atomic():
+            notifications.notify(
+                agency_id=agency.pk, kind=NotificationKind.LEAD_OFFERED, title="t", body="b", data={}, now=NOW
+            )
+            raise RuntimeError("the offer failed")
+
+    with pytest.raises(RuntimeError):
+        offer_that_fails()
+
+    assert enqueued == []
+    assert not Notification.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_failure_keeps_the_notification_for_the_sweeper(monkeypatch):
+    agency = AgencyFactory()
+
+    def broker_down(kwargs):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(push_task, "apply_async", broker_down)
+    with transaction.atomic():
+        notification = notifications.notify(
+            agency_id=agency.pk,
+            kind=NotificationKind.LEAD_OFFERED,
+            title="t",
+            body="b",
+            data={},
+            now=NOW - timedelta(minutes=5),
+        )
+    enqueued = []
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs: enqueued.append(kwargs))
+
+    assert notifications.sweep_unpushed_notifications(now=NOW) == 1
+    assert enqueued == [{"notification_id": notification.pk}]
+
+
+def test_dedupe_key_notifies_once():
+    agency = AgencyFactory()
+
+    first = notifications.notify(
+        agency_id=agency.pk,
+        kind=NotificationKind.OFFER_EXPIRING,
+        title="t",
+        body="b",
+        data={},
+        now=NOW,
+        dedupe_key="offer-expiring:1",
+    )
+    second = notifications.notify(
+        agency_id=agency.pk,
+        kind=NotificationKind.OFFER_EXPIRING,
+        title="t",
+        body="b",
+        data={},
+        now=NOW,
+        dedupe_key="offer-expiring:1",
+    )
+
+    assert first is not None
+    assert second is None
+    assert Notification.objects.count() == 1
+
+
+# --- API ----------------------------------------------------------------------------------
+
+DEVICES = "/api/mobile/devices"
+INBOX = "/api/mobile/notifications"
+
+
+def test_register_device_and_re_register_moves_it(agency_client, agency):
+    other = AgencyFactory()
+    Device.objects.create(agency=other, token="shared-token", platform="android", is_active=False)
+
+    response = agency_client.post(DEVICES, {"token": "shared-token", "platform": "ios"})
+
+    assert response.status_code == 201
+    device = Device.objects.get(token="shared-token")
+    assert device.agency == agency
+    assert device.platform == "ios"
+    assert device.is_active
+
+
+def test_register_device_rejects_bad_platform(agency_client):
+    response = agency_client.post(DEVICES, {"token": "t", "platform": "blackberry"})
+
+    assert response.status_code == 400
+    assert "platform" in response.json()["errors"]
+
+
+def test_delete_device_only_for_the_owner(agency_client, agency):
+    Device.objects.create(agency=AgencyFactory(), token="theirs", platform="android")
+    Device.objects.create(agency=agency, token="mine", platform="android")
+
+    assert agency_client.delete(f"{DEVICES}/theirs").status_code == 404
+    assert agency_client.delete(f"{DEVICES}/mine").status_code == 200
+    assert list(Device.objects.values_list("token", flat=True)) == ["theirs"]
+
+
+def test_inbox_lists_newest_first_with_unread_count_and_filter(agency_client, agency):
+    old = make_notification(agency)
+    new = Notification.objects.create(
+        agency=agency,
+        kind=NotificationKind.PAYMENT_DUE,
+        title="Pay",
+        body="b",
+        created_at=NOW + timedelta(minutes=1),
+        read_at=NOW,
+    )
+    make_notification(AgencyFactory())
+
+    everything = agency_client.get(INBOX).json()["data"]
+    unread = agency_client.get(INBOX, {"unread": "true"}).json()["data"]
+
+    assert [row["id"] for row in everything["results"]] == [new.pk, old.pk]
+    assert everything["unread_count"] == 1
+    assert [row["id"] for row in unread["results"]] == [old.pk]
+
+
+def test_mark_read_and_read_all(agency_client, agency):
+    first, second = make_notification(agency), make_notification(agency)
+
+    one = agency_client.put(f"{INBOX}/{first.pk}/read")
+    rest = agency_client.put(f"{INBOX}/read-all")
+
+    assert one.status_code == 200
+    assert one.json()["data"]["is_read"] is True
+    assert rest.json()["data"] == {"marked_read": 1}
+    second.refresh_from_db()
+    assert second.read_at is not None
+
+
+def test_another_agencys_notification_is_404_and_unchanged(agency_client):
+    theirs = make_notification(AgencyFactory())
+
+    assert agency_client.put(f"{INBOX}/{theirs.pk}/read").status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.read_at is None
+
+
+def test_inbox_query_count_does_not_grow(agency_client, agency):
+    make_notification(agency)
+    with CaptureQueriesContext(connection) as few:
+        agency_client.get(INBOX)
+    for _ in range(15):
+        make_notification(agency)
+
+    with CaptureQueriesContext(connection) as many:
+        agency_client.get(INBOX)
+
+    assert len(many) == len(few)
