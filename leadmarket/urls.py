@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from agencies.urls import admin_urlpatterns as agency_admin_urls
 from agencies.urls import mobile_urlpatterns as agency_mobile_urls
 from leadmarket.api.views import api_not_found
+from portals.urls import admin_urlpatterns as portal_admin_urls
+from portals.urls import webhook_urlpatterns as portal_webhook_urls
 
 handler400 = "leadmarket.api.views.bad_request"
 handler403 = "leadmarket.api.views.permission_denied"
@@ -14,6 +16,8 @@ handler500 = "leadmarket.api.views.server_error"
 api_urlpatterns = [
     path("v1/agencies/", include(agency_mobile_urls)),
     path("admin/", include(agency_admin_urls)),
+    path("admin/", include(portal_admin_urls)),
+    path("webhooks/", include(portal_webhook_urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
