@@ -21,9 +21,7 @@ def post_json(client, code: str, body, key: str | None = None, **headers):
 def post_form(client, code: str, raw: str, key: str | None = None, **headers):
     if key is not None:
         headers["HTTP_X_API_KEY"] = key
-    return client.post(
-        WEBHOOK.format(code), data=raw, content_type="application/x-www-form-urlencoded", **headers
-    )
+    return client.post(WEBHOOK.format(code), data=raw, content_type="application/x-www-form-urlencoded", **headers)
 
 
 def assert_failure(response, status: int) -> dict:
