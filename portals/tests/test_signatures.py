@@ -117,7 +117,7 @@ def standard_post(client, code, body: bytes, secret: str, *, key=None, stamp=Non
 
 @pytest.mark.django_db
 def test_standard_webhooks_portal_without_key_accepts_a_signed_lead_and_uses_the_id_for_idempotency(api_client):
-    portal, _ = make_portal("sw", key_location="none", signature_scheme="standard_webhooks", signing_secret=KAT_SECRET)
+    _portal, _ = make_portal("sw", key_location="none", signature_scheme="standard_webhooks", signing_secret=KAT_SECRET)
     body = json.dumps(LEAD | {"external_id": ""}).encode()
 
     first = assert_success(standard_post(api_client, "sw", body, KAT_SECRET, msg_id="msg_42"), 201)
@@ -157,7 +157,7 @@ def test_standard_webhooks_failures_are_401_and_audited(api_client, variant):
 
 @pytest.mark.django_db
 def test_single_header_portal_requires_key_and_signature(api_client):
-    portal, key = make_portal(
+    _portal, key = make_portal(
         "gh",
         signature_scheme="single_header",
         signature_header="X-Hub-Signature-256",

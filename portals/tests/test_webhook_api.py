@@ -367,7 +367,7 @@ def test_same_phone_and_zip_from_another_portal_is_a_linked_duplicate(api_client
 
 
 def test_duplicates_are_only_looked_for_within_the_window(api_client, portal_key):
-    portal, key = portal_key
+    _portal, key = portal_key
     first = assert_success(post_json(api_client, "acme", LEAD, key), 201)
     Lead.objects.filter(pk=first["lead_id"]).update(received_at="2000-01-01T00:00:00Z")
 
