@@ -214,6 +214,20 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- Webhooks and leads ------------------------------------------------------------------
+
+# Largest webhook body, in bytes (413 above it); the webhook view enforces it itself.
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
+# Failed webhook authentications allowed per client address before a 429.
+WEBHOOK_AUTH_FAILURE_RATE_PER_IP = env("WEBHOOK_AUTH_FAILURE_RATE_PER_IP", default="60/m")
+# Seconds a process keeps a portal's configuration and key hashes in memory.
+PORTAL_CACHE_SECONDS = env.int("PORTAL_CACHE_SECONDS", default=5)
+# Largest payload stored in a reception's audit row, in bytes (larger ones are marked truncated).
+RECEPTION_PAYLOAD_MAX_BYTES = env.int("RECEPTION_PAYLOAD_MAX_BYTES", default=64 * 1024)
+# A lead still `new` this many seconds after it arrived is handed to distribution again.
+LEAD_HANDOFF_SWEEP_AFTER_SECONDS = env.int("LEAD_HANDOFF_SWEEP_AFTER_SECONDS", default=120)
+CELERY_BEAT_SCHEDULE["sweep-pending-leads"] = {"task": "leads.tasks.sweep_pending_leads", "schedule": 60.0}
+
 # --- Everything else ---------------------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"

@@ -9,6 +9,8 @@ from audit.urls import admin_urlpatterns as audit_admin_urls
 from leadmarket import health
 from leadmarket.api.views import api_not_found
 from leadmarket.metrics import metrics_view
+from portals.urls import admin_urlpatterns as portal_admin_urls
+from portals.urls import webhook_urlpatterns as portal_webhook_urls
 
 handler400 = "leadmarket.api.views.bad_request"
 handler403 = "leadmarket.api.views.permission_denied"
@@ -20,6 +22,8 @@ api_urlpatterns = [
     path("mobile/", include(agency_app_urls)),
     path("admin/", include(agency_admin_urls)),
     path("admin/", include(audit_admin_urls)),
+    path("admin/", include(portal_admin_urls)),
+    path("webhooks/", include(portal_webhook_urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

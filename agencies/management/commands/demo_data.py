@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from agencies.models import User
+from portals.demo import ensure_demo_portal
 
 DEMO_ADMIN_EMAIL = "admin@example.com"
 DEMO_ADMIN_PASSWORD = "demo-admin-password"
@@ -28,3 +29,4 @@ class Command(BaseCommand):
             admin.save(update_fields=["password"])
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  Staff admin: {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}  ({base_url}/admin/)")
+        ensure_demo_portal(actor=admin, base_url=base_url, write=self.stdout.write)

@@ -1,0 +1,139 @@
+"""Write use cases of leads: storing a mapped lead, and handing it to distribution."""
+
+import logging
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.db import connection, transaction
+from django.db.models import Q
+
+from audit.services import record_action
+
+from .models import Lead, LeadStatus
+
+logger = logging.getLogger(__name__)
+
+SWEEP_BATCH = 500
+
+
+def create_lead(*, portal, values: dict, idempotency_key: str, now: datetime) -> Lead:
+    """Stores a validated standard lead (see `leads.standard.normalize_lead`) for `portal`.
+
+    Runs inside the caller's transaction (the webhook writes its reception in the same
+    one). A lead whose phone or email and ZIP match a non-duplicate lead of the last
+    `portal.duplicate_window_days` days, from any portal, is stored as `duplicate` linked
+    to it; a test lead is stored as `test`; both are never distributed. A `new` lead is
+    handed to distribution after commit.
+
+    Raises IntegrityError when the portal already sent this lead (same external_id or
+    idempotency key): the unique constraints decide, so racing re-sends cannot both win.
+    """
+    with transaction.atomic(savepoint=False):
+        status, original = (LeadStatus.TEST, None) if values.get("is_test") else (LeadStatus.NEW, None)
+        if status == LeadStatus.NEW and portal.duplicate_window_days:
+            original = _find_original(values=values, since=now - timedelta(days=portal.duplicate_window_days))
+            if original is not None:
+                status = LeadStatus.DUPLICATE
+        lead = Lead.objects.create(
+            portal=portal,
+            status=status,
+            received_at=now,
+            status_changed_at=now,
+            idempotency_key=idempotency_key,
+            duplicate_of=original,
+            **values,
+        )
+        if status == LeadStatus.NEW:
+            transaction.on_commit(partial(enqueue_distribution, lead_id=lead.pk))
+    return lead
+
+
+def _find_original(*, values: dict, since: datetime) -> Lead | None:
+    contact = Q()
+    if values.get("phone"):
+        contact |= Q(phone=values["phone"])
+    if values.get("email"):
+        contact |= Q(email=values["email"])
+    if connection.vendor == "postgresql":
+        # Two matching leads arriving together must not both be originals: serialise
+        # the check-and-insert per ZIP code until the transaction ends.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lead-dedupe:{values['zipcode']}"])
+    return (
+        Lead.objects.filter(contact, zipcode=values["zipcode"], received_at__gte=since, is_test=False)
+        .exclude(status=LeadStatus.DUPLICATE)
+        .order_by("received_at", "id")
+        .first()
+    )
+
+
+def find_resent_lead(*, portal_id: int, external_id: str, idempotency_key: str) -> Lead | None:
+    """The lead a re-send refers to (same portal and external id or idempotency key)."""
+    match = Q()
+    if external_id:
+        match |= Q(external_id=external_id)
+    if idempotency_key:
+        match |= Q(idempotency_key=idempotency_key)
+    if not match:
+        return None
+    return Lead.objects.filter(match, portal_id=portal_id).order_by("received_at", "id").first()
+
+
+def enqueue_distribution(*, lead_id: int) -> bool:
+    """Queues the lead's hand-off; a broker outage is logged, never raised.
+
+    The lead stays `new` in the database, so `sweep_pending_leads` hands it off later.
+    """
+    from .tasks import distribute_lead as distribute_lead_task
+
+    try:
+        distribute_lead_task.apply_async(kwargs={"lead_id": lead_id}, retry=False)
+    except Exception:
+        logger.warning("could not enqueue distribution of lead %s; the sweeper will retry", lead_id, exc_info=True)
+        return False
+    return True
+
+
+@transaction.atomic
+def distribute_lead(*, lead_id: int, now: datetime) -> Lead | None:
+    """The single entry point of distribution for one lead; idempotent.
+
+    Placeholder until the rotation engine exists: with no engine there is no eligible
+    agency, so a `new` lead becomes `unassigned` (audited). Any other status, or an
+    unknown id, is left alone, so a task delivered twice does nothing the second time.
+    """
+    lead = Lead.objects.select_for_update().filter(pk=lead_id).first()
+    if lead is None or lead.status != LeadStatus.NEW:
+        return lead
+    lead.status, lead.status_changed_at = LeadStatus.UNASSIGNED, now
+    lead.save(update_fields=["status", "status_changed_at"])
+    record_action(
+        actor=None,
+        action="lead.unassigned",
+        target=lead,
+        before={"status": LeadStatus.NEW},
+        after={"status": lead.status},
+        metadata={"reason": "no eligible agency"},
+    )
+    return lead
+
+
+def sweep_pending_leads(*, now: datetime, older_than: timedelta, inline: bool = False) -> list[int]:
+    """Hands off again every lead still `new` `older_than` after it was received.
+
+    Covers enqueues lost to a broker or worker outage. Returns the ids handed off (all
+    of them with `inline`, which distributes in this process instead of queueing).
+    """
+    ids = list(
+        Lead.objects.pending_handoff(received_before=now - older_than)
+        .order_by("received_at", "id")
+        .values_list("id", flat=True)[:SWEEP_BATCH]
+    )
+    handed = []
+    for lead_id in ids:
+        if inline:
+            distribute_lead(lead_id=lead_id, now=now)
+        elif not enqueue_distribution(lead_id=lead_id):
+            break  # the broker is still down; the next sweep tries again
+        handed.append(lead_id)
+    return handed

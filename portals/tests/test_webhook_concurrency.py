@@ -1,0 +1,121 @@
+"""Real transactions and threads: racing re-sends, and a broker outage during a post."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerDown
+from rest_framework.test import APIClient
+
+from leads import services as lead_services
+from leads.models import Lead, LeadStatus
+from leads.tasks import distribute_lead as distribute_lead_task
+from portals.models import Reception
+from portals.tests.factories import make_portal
+from portals.tests.helpers import LEAD, post_json
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_twenty_simultaneous_identical_posts_make_one_lead():
+    _, key = make_portal("race")
+    barrier = threading.Barrier(20)
+    results = []
+
+    def send():
+        try:
+            barrier.wait()
+            response = post_json(APIClient(raise_request_exception=False), "race", LEAD, key)
+            results.append((response.status_code, response.json()["data"]["lead_id"]))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(results) == 20
+    assert Lead.objects.count() == 1
+    lead_id = Lead.objects.get().pk
+    assert {lead for _, lead in results} == {lead_id}
+    assert sorted(status for status, _ in results) == [200] * 19 + [201]
+    assert Reception.objects.filter(outcome="duplicate_resent").count() == 19
+
+
+def test_simultaneous_posts_with_one_idempotency_key_make_one_lead():
+    _, key = make_portal("race")
+    barrier = threading.Barrier(10)
+    statuses = []
+
+    def send(number):
+        try:
+            barrier.wait()
+            body = LEAD | {"external_id": f"differs-{number}"}
+            response = post_json(APIClient(raise_request_exception=False), "race", body, key, HTTP_IDEMPOTENCY_KEY="k1")
+            statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(number,)) for number in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [200] * 9 + [201]
+    assert Lead.objects.count() == 1
+
+
+def test_broker_down_during_a_post_still_stores_the_lead_and_the_sweeper_hands_it_off(monkeypatch):
+    _, key = make_portal("outage")
+
+    def broker_down(*args, **kwargs):
+        raise BrokerDown("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    monkeypatch.setattr(distribute_lead_task, "apply_async", broker_down)
+
+    response = post_json(APIClient(raise_request_exception=False), "outage", LEAD, key)
+
+    assert response.status_code == 201
+    lead = Lead.objects.get(pk=response.json()["data"]["lead_id"])
+    assert lead.status == LeadStatus.NEW
+    assert (
+        lead_services.sweep_pending_leads(now=timezone.now() + timedelta(minutes=5), older_than=timedelta(minutes=2))
+        == []
+    )
+
+    monkeypatch.undo()
+    queued = []
+    monkeypatch.setattr(distribute_lead_task, "apply_async", lambda **kwargs: queued.append(kwargs["kwargs"]))
+    handed = lead_services.sweep_pending_leads(
+        now=timezone.now() + timedelta(minutes=5), older_than=timedelta(minutes=2)
+    )
+    distribute_lead_task.run(**queued[0])
+
+    assert handed == [lead.pk]
+    assert queued == [{"lead_id": lead.pk}]
+    lead.refresh_from_db()
+    assert lead.status == LeadStatus.UNASSIGNED
+
+
+def test_a_real_unreachable_broker_does_not_fail_the_webhook(caplog):
+    from leadmarket.celery import app
+
+    _, key = make_portal("outage")
+    original = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    app.pool.force_close_all()
+    app._pool = None
+    try:
+        response = post_json(APIClient(raise_request_exception=False), "outage", LEAD, key)
+    finally:
+        app.conf.broker_url = original
+        app._pool = None
+
+    assert response.status_code == 201
+    assert Lead.objects.get().status == LeadStatus.NEW
+    assert "could not enqueue distribution" in caplog.text
