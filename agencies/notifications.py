@@ -47,33 +47,59 @@ def unregister_device(*, agency: Agency, token: str) -> None:
         raise NotFound("No such device.")
 
 
+def notify_many(events: list[dict], *, now: datetime) -> list[Notification]:
+    """Creates one inbox entry per event ({agency_id, kind, title, body, data}) and pushes
+    them all with one task after the caller's transaction commits."""
+    notifications = Notification.objects.bulk_create(
+        [
+            Notification(
+                agency_id=event["agency_id"],
+                kind=event["kind"],
+                title=event["title"],
+                body=event["body"],
+                data={key: str(value) for key, value in event["data"].items()},
+                created_at=now,
+            )
+            for event in events
+        ]
+    )
+    if notifications:
+        _push_after_commit([notification.pk for notification in notifications])
+    return notifications
+
+
 def notify(
     *, agency_id: int, kind: NotificationKind, title: str, body: str, data: dict, now: datetime, dedupe_key: str = ""
 ) -> Notification | None:
-    """Creates the inbox entry and pushes it after the caller's transaction commits.
+    """Creates one inbox entry and pushes it after the caller's transaction commits.
 
     With a `dedupe_key`, an event notifies once (a reminder sent twice is one row); the
-    second call returns None. Runs inside the caller's transaction.
+    second call returns None.
     """
-    fields = {
-        "kind": kind,
-        "title": title,
-        "body": body,
-        "created_at": now,
-        "data": {key: str(value) for key, value in data.items()},
-    }
-    if dedupe_key:
-        notification, created = Notification.objects.get_or_create(
-            agency_id=agency_id, dedupe_key=dedupe_key, defaults=fields
-        )
-        if not created:
-            return None
-    else:
-        notification = Notification.objects.create(agency_id=agency_id, **fields)
-    from .tasks import push_notification
-
-    enqueue_on_commit(push_notification, notification_id=notification.pk)
+    event = {"agency_id": agency_id, "kind": kind, "title": title, "body": body, "data": data}
+    if not dedupe_key:
+        return notify_many([event], now=now)[0]
+    notification, created = Notification.objects.get_or_create(
+        agency_id=agency_id,
+        dedupe_key=dedupe_key,
+        defaults={
+            "kind": kind,
+            "title": title,
+            "body": body,
+            "created_at": now,
+            "data": {key: str(value) for key, value in data.items()},
+        },
+    )
+    if not created:
+        return None
+    _push_after_commit([notification.pk])
     return notification
+
+
+def _push_after_commit(notification_ids: list[int]) -> None:
+    from .tasks import push_notifications
+
+    enqueue_on_commit(push_notifications, notification_ids=notification_ids)
 
 
 def _claim(notification_id: int) -> Notification | None:
@@ -141,8 +167,6 @@ def _transient(notification: Notification, error: str, now: datetime, final_atte
 def sweep_unpushed_notifications(*, now: datetime, older_than: timedelta = timedelta(minutes=1)) -> int:
     """Re-enqueues pushes whose enqueue failed (still pending) or whose worker died (stuck
     sending). Returns how many were re-enqueued."""
-    from .tasks import push_notification
-
     with transaction.atomic():
         Notification.objects.filter(push_status=PushStatus.SENDING, created_at__lt=now - STUCK_SENDING_AFTER).update(
             push_status=PushStatus.PENDING
@@ -152,8 +176,8 @@ def sweep_unpushed_notifications(*, now: datetime, older_than: timedelta = timed
             .order_by("created_at", "id")
             .values_list("pk", flat=True)[:1000]
         )
-        for notification_id in ids:
-            enqueue_on_commit(push_notification, notification_id=notification_id)
+        if ids:
+            _push_after_commit(ids)
     return len(ids)
 
 

@@ -14,7 +14,7 @@ from firebase_admin import exceptions, messaging
 
 from agencies import notifications, push
 from agencies.models import Device, Notification, NotificationKind, PushStatus
-from agencies.tasks import push_notification as push_task
+from agencies.tasks import push_notifications as push_task
 from agencies.tests.factories import AgencyFactory
 
 pytestmark = pytest.mark.django_db
@@ -137,20 +137,20 @@ def test_transient_error_puts_the_push_back_and_the_task_retries(fcm, monkeypatc
     fcm.replies.append({"t": exceptions.UnavailableError("try later")})
     retries = []
 
-    def fake_retry(*, exc, countdown):
-        retries.append(countdown)
+    def fake_retry(*, kwargs, countdown):
+        retries.append((kwargs, countdown))
         return RuntimeError("retry scheduled")
 
     monkeypatch.setattr(push_task, "retry", fake_retry)
 
     with pytest.raises(RuntimeError, match="retry scheduled"):
-        push_task.run(notification_id=notification.pk)
+        push_task.run(notification_ids=[notification.pk])
 
     notification.refresh_from_db()
     assert notification.push_status == PushStatus.PENDING
     assert "UnavailableError" in notification.push_error
-    assert retries == [5]
-    push_task.run(notification_id=notification.pk)  # the retry succeeds
+    assert retries == [({"notification_ids": [notification.pk]}, 5)]
+    push_task.run(notification_ids=[notification.pk])  # the retry succeeds
     notification.refresh_from_db()
     assert notification.push_status == PushStatus.SENT
     assert notification.push_attempts == 2
@@ -172,8 +172,8 @@ def test_a_duplicate_delivery_of_the_task_pushes_once(fcm):
     Device.objects.create(agency=agency, token="t", platform="android")
     notification = make_notification(agency)
 
-    push_task.run(notification_id=notification.pk)
-    push_task.run(notification_id=notification.pk)
+    push_task.run(notification_ids=[notification.pk])
+    push_task.run(notification_ids=[notification.pk])
 
     assert len(fcm) == 1
 
@@ -209,7 +209,7 @@ def test_notify_enqueues_the_push_only_after_commit(django_capture_on_commit_cal
         assert enqueued == []
 
     assert len(callbacks) == 1
-    assert enqueued == [{"notification_id": notification.pk}]
+    assert enqueued == [{"notification_ids": [notification.pk]}]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -253,7 +253,7 @@ def test_enqueue_failure_keeps_the_notification_for_the_sweeper(monkeypatch):
     monkeypatch.setattr(push_task, "apply_async", lambda kwargs: enqueued.append(kwargs))
 
     assert notifications.sweep_unpushed_notifications(now=NOW) == 1
-    assert enqueued == [{"notification_id": notification.pk}]
+    assert enqueued == [{"notification_ids": [notification.pk]}]
 
 
 def test_dedupe_key_notifies_once():
