@@ -49,22 +49,22 @@ def create_lead(*, portal, values: dict, idempotency_key: str, now: datetime) ->
 
 
 def _find_original(*, values: dict, since: datetime) -> Lead | None:
-    contact = Q()
-    if values.get("phone"):
-        contact |= Q(phone=values["phone"])
-    if values.get("email"):
-        contact |= Q(email=values["email"])
     if connection.vendor == "postgresql":
         # Two matching leads arriving together must not both be originals: serialise
         # the check-and-insert per ZIP code until the transaction ends.
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lead-dedupe:{values['zipcode']}"])
-    return (
-        Lead.objects.filter(contact, zipcode=values["zipcode"], received_at__gte=since, is_test=False)
+    candidates = (
+        Lead.objects.filter(zipcode=values["zipcode"], received_at__gte=since, is_test=False)
         .exclude(status=LeadStatus.DUPLICATE)
         .order_by("received_at", "id")
-        .first()
     )
+    # One query per contact field, each served by its own (zipcode, contact, received_at)
+    # index; an OR of the two would scan every recent lead of the ZIP code.
+    branches = [candidates.filter(**{name: values[name]})[:1] for name in ("phone", "email") if values.get(name)]
+    if len(branches) == 1:
+        return next(iter(branches[0]), None)
+    return branches[0].union(branches[1]).order_by("received_at", "id").first()
 
 
 def find_resent_lead(*, portal_id: int, external_id: str, idempotency_key: str) -> Lead | None:

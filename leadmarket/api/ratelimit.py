@@ -40,3 +40,14 @@ def retry_after(request, limit: Limit, value: str) -> int | None:
 def hit(request, limit: Limit, value: str) -> None:
     """Counts one event for `value` in the current window."""
     _usage(request, limit, value, increment=True)
+
+
+def hit_and_check(request, limit: Limit, value: str) -> int | None:
+    """Counts one event for `value` and returns the seconds to wait if it went over `limit`.
+
+    One round trip instead of `retry_after` + `hit`, for hot paths (webhooks).
+    """
+    usage = _usage(request, limit, value, increment=True)
+    if usage and usage["should_limit"]:
+        return max(1, usage["time_left"])
+    return None
