@@ -29,10 +29,10 @@ def create_lead(*, portal, values: dict, idempotency_key: str, now: datetime) ->
     idempotency key): the unique constraints decide, so racing re-sends cannot both win.
     """
     with transaction.atomic(savepoint=False):
-        status, original = (LeadStatus.TEST, None) if values.get("is_test") else (LeadStatus.NEW, None)
+        status, original_id = (LeadStatus.TEST, None) if values.get("is_test") else (LeadStatus.NEW, None)
         if status == LeadStatus.NEW and portal.duplicate_window_days:
-            original = _find_original(values=values, since=now - timedelta(days=portal.duplicate_window_days))
-            if original is not None:
+            original_id = _find_original(values=values, since=now - timedelta(days=portal.duplicate_window_days))
+            if original_id is not None:
                 status = LeadStatus.DUPLICATE
         lead = Lead.objects.create(
             portal=portal,
@@ -40,7 +40,7 @@ def create_lead(*, portal, values: dict, idempotency_key: str, now: datetime) ->
             received_at=now,
             status_changed_at=now,
             idempotency_key=idempotency_key,
-            duplicate_of=original,
+            duplicate_of_id=original_id,
             **values,
         )
         if status == LeadStatus.NEW:
@@ -48,23 +48,31 @@ def create_lead(*, portal, values: dict, idempotency_key: str, now: datetime) ->
     return lead
 
 
-def _find_original(*, values: dict, since: datetime) -> Lead | None:
-    contact = Q()
-    if values.get("phone"):
-        contact |= Q(phone=values["phone"])
-    if values.get("email"):
-        contact |= Q(email=values["email"])
-    if connection.vendor == "postgresql":
-        # Two matching leads arriving together must not both be originals: serialise
-        # the check-and-insert per ZIP code until the transaction ends.
-        with connection.cursor() as cursor:
+# The webhook's hot path: raw SQL skips ~1 ms of ORM compilation per lead. One branch per
+# contact field, each served by its (zipcode, contact, received_at) index; an OR of the two
+# would scan every recent lead of the ZIP code.
+_ORIGINAL_BRANCH = (
+    "(SELECT id, received_at FROM leads_lead WHERE zipcode = %s AND {field} = %s AND received_at >= %s"
+    " AND NOT is_test AND status <> 'duplicate' ORDER BY received_at, id LIMIT 1)"
+)
+
+
+def _find_original(*, values: dict, since: datetime) -> int | None:
+    """The id of the earliest recent non-duplicate lead with this ZIP and phone or email."""
+    branches, params = [], []
+    for name in ("phone", "email"):
+        if values.get(name):
+            branches.append(_ORIGINAL_BRANCH.format(field=name))
+            params += [values["zipcode"], values[name], since]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Two matching leads arriving together must not both be originals: serialise
+            # the check-and-insert per ZIP code until the transaction ends.
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lead-dedupe:{values['zipcode']}"])
-    return (
-        Lead.objects.filter(contact, zipcode=values["zipcode"], received_at__gte=since, is_test=False)
-        .exclude(status=LeadStatus.DUPLICATE)
-        .order_by("received_at", "id")
-        .first()
-    )
+        union = " UNION ALL ".join(branches)
+        cursor.execute(f"SELECT id FROM ({union}) AS candidates ORDER BY received_at, id LIMIT 1", params)
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def find_resent_lead(*, portal_id: int, external_id: str, idempotency_key: str) -> Lead | None:

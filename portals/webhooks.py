@@ -1,8 +1,9 @@
 """The webhook pipeline: from an HTTP request to an audited outcome.
 
-Order: portal (404) -> size (413) -> throttle (429) -> header key and signature (401)
--> media type and body (415/400) -> body-field key (401) -> mapping, validation and
-storage (400/201/200). Every path records a Reception; secrets never reach it.
+Order: portal (404) -> size (413) -> header key and signature (401) -> media type and
+body (415/400) -> body-field key (401) -> per-portal rate (429) -> mapping, validation
+and storage (400/201/200). Repeated 401s from one address become 429s. Every path
+records a Reception; secrets never reach it.
 """
 
 import json
@@ -16,7 +17,7 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from leadmarket.api.client import client_ip
-from leadmarket.api.ratelimit import Limit, hit, retry_after
+from leadmarket.api.ratelimit import Limit, hit
 
 from . import services
 from .models import KeyLocation, Portal, ReceptionOutcome, SignatureScheme
@@ -144,11 +145,7 @@ def handle_webhook(request, portal_code: str) -> WebhookResponse:
         if len(record.idempotency_key) > 255:
             raise Rejected(400, ReceptionOutcome.INVALID, {"idempotency_key": ["At most 255 characters."]})
 
-        portal_limit = Limit(f"webhook-portal-{portal.pk}", portal.rate_limit)
         failure_limit = Limit("webhook-auth-failures-ip", settings.WEBHOOK_AUTH_FAILURE_RATE_PER_IP)
-        wait = retry_after(request, portal_limit, "all") or retry_after(request, failure_limit, ip or "unknown")
-        if wait:
-            raise Rejected(429, ReceptionOutcome.THROTTLED, headers={"Retry-After": str(wait)})
         try:
             _authenticate_header(config, request, body, now.timestamp())
             try:
@@ -162,10 +159,13 @@ def handle_webhook(request, portal_code: str) -> WebhookResponse:
                 if not isinstance(presented, str) or not services.key_matches(presented, config.key_hashes):
                     raise Rejected(401, ReceptionOutcome.UNAUTHORIZED, {"api_key": ["Invalid or missing API key."]})
         except Rejected as rejected:
-            if rejected.status_code == 401:
-                hit(request, failure_limit, ip or "unknown")
+            # Guessing keys from one address is throttled; it never uses up the portal's own limit.
+            if rejected.status_code == 401 and (wait := hit(request, failure_limit, ip or "unknown")):
+                raise Rejected(429, ReceptionOutcome.THROTTLED, headers={"Retry-After": str(wait)}) from None
             raise
-        hit(request, portal_limit, "all")
+        # Counted after authentication, so strangers cannot exhaust a portal's limit.
+        if wait := hit(request, Limit(f"webhook-portal-{portal.pk}", portal.rate_limit), "all"):
+            raise Rejected(429, ReceptionOutcome.THROTTLED, headers={"Retry-After": str(wait)})
         record.payload, record.payload_text, record.payload_truncated = _redacted(payload, portal, stored_limit)
         hidden = {*(portal.redact_fields or []), portal.key_field} - {""}
         clean = {key: value for key, value in payload.items() if key not in hidden}

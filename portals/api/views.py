@@ -1,7 +1,7 @@
 import django_filters
 from django.db.models import Prefetch
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
@@ -182,7 +182,12 @@ class PortalReceptionListView(StaffAPIView):
     filterset_class = ReceptionFilter
 
     @extend_schema(
-        parameters=[ReceptionFilter],
+        parameters=[
+            OpenApiParameter("outcome", str, enum=ReceptionOutcome.values),
+            OpenApiParameter("status", int, description="HTTP status code answered"),
+            OpenApiParameter("received_from", str, description="ISO 8601, inclusive"),
+            OpenApiParameter("received_to", str, description="ISO 8601, exclusive"),
+        ],
         responses={200: ReceptionSerializer(many=True), 400: ERROR, 404: ERROR},
         tags=["admin portals"],
     )

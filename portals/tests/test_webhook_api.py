@@ -4,7 +4,8 @@ import json
 from urllib.parse import urlencode
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 
 from leads.models import Lead, LeadStatus
 from portals.models import Reception, ReceptionOutcome
@@ -488,3 +489,19 @@ def test_every_outcome_leaves_a_reception_row(api_client, settings):
         "throttled",
     ]
     assert set(ReceptionOutcome.values) - set(outcomes) == {"error"}  # see test_an_unexpected_error_...
+
+
+def test_the_ingest_path_needs_few_queries_once_the_portal_is_cached(api_client, portal_key):
+    _, key = portal_key
+    assert_success(post_json(api_client, "acme", LEAD, key), 201)  # loads the portal into the process cache
+
+    with CaptureQueriesContext(connection) as queries:
+        assert_success(post_json(api_client, "acme", LEAD | {"external_id": "2", "email": "b@x.com"}, key), 201)
+
+    statements = [
+        query["sql"].lstrip("(").split()[0]
+        for query in queries
+        if not query["sql"].startswith(("SAVEPOINT", "RELEASE"))
+    ]
+    # advisory lock, duplicate lookup (one UNION), lead, reception
+    assert statements == ["SELECT", "SELECT", "INSERT", "INSERT"]
