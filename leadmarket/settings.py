@@ -117,7 +117,12 @@ CELERY_TASK_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A broker that is down must not hang a request that enqueues after commit.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2, "max_retries": 1}
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Renews subscriptions whose period ended and expires those cancelled at period end.
+    # Agency operations settle their own subscription first, so the interval only bounds
+    # how late an untouched subscription is renewed.
+    "renew-subscriptions": {"task": "subscriptions.renew_subscriptions", "schedule": timedelta(minutes=15)},
+}
 
 # --- Auth --------------------------------------------------------------------------------
 

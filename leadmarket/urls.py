@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from agencies.urls import admin_urlpatterns as agency_admin_urls
 from agencies.urls import mobile_urlpatterns as agency_mobile_urls
 from leadmarket.api.views import api_not_found
+from subscriptions.urls import admin_urlpatterns as subscription_admin_urls
+from subscriptions.urls import mobile_urlpatterns as subscription_mobile_urls
 
 handler400 = "leadmarket.api.views.bad_request"
 handler403 = "leadmarket.api.views.permission_denied"
@@ -14,6 +16,8 @@ handler500 = "leadmarket.api.views.server_error"
 api_urlpatterns = [
     path("v1/agencies/", include(agency_mobile_urls)),
     path("admin/", include(agency_admin_urls)),
+    path("mobile/", include(subscription_mobile_urls)),
+    path("admin/subscriptions/", include(subscription_admin_urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
