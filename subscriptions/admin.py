@@ -12,7 +12,7 @@ from django.utils import timezone
 from leadmarket.errors import DomainError
 
 from . import selectors, services
-from .models import LedgerEntry, Plan, Subscription, Territory
+from .models import PLAN_FIELDS, LedgerEntry, Plan, Subscription, Territory
 
 
 @admin.register(Plan)
@@ -31,7 +31,7 @@ class PlanAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     ordering = ("display_order", "name")
     readonly_fields = ("created_at", "updated_at")
-    fields = (*services.PLAN_FIELDS, "created_at", "updated_at")
+    fields = (*PLAN_FIELDS, "created_at", "updated_at")
     actions = ("deactivate",)
 
     def get_queryset(self, request):
@@ -43,11 +43,11 @@ class PlanAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            changes = {field: form.cleaned_data[field] for field in form.changed_data if field in services.PLAN_FIELDS}
+            changes = {field: form.cleaned_data[field] for field in form.changed_data if field in PLAN_FIELDS}
             services.update_plan(actor=request.user, plan_id=obj.pk, changes=changes)
         else:
             plan = services.create_plan(
-                actor=request.user, fields={field: getattr(obj, field) for field in services.PLAN_FIELDS}
+                actor=request.user, fields={field: getattr(obj, field) for field in PLAN_FIELDS}
             )
             obj.pk = plan.pk
 

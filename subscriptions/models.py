@@ -76,6 +76,19 @@ class Plan(models.Model):
         )
 
 
+# What staff set on a plan (the admin API and the Django admin).
+PLAN_FIELDS = (
+    "name",
+    "description",
+    "price_per_zipcode",
+    "base_price",
+    "max_zipcodes",
+    "monthly_lead_cap",
+    "is_active",
+    "display_order",
+)
+
+
 class SubscriptionStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     PAST_DUE = "past_due", "Past due"

@@ -9,21 +9,11 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 
 from agencies.models import Agency
 
-from .models import LIVE_STATUSES, LedgerEntry, Plan, Subscription, Territory
+from .models import LIVE_STATUSES, PLAN_FIELDS, LedgerEntry, Plan, Subscription, Territory
 
 logger = logging.getLogger(__name__)
 
-CATALOGUE_FIELDS = (
-    "id",
-    "name",
-    "description",
-    "price_per_zipcode",
-    "base_price",
-    "max_zipcodes",
-    "monthly_lead_cap",
-    "is_active",
-    "display_order",
-)
+CATALOGUE_FIELDS = ("id", *PLAN_FIELDS)
 CATALOGUE_VERSION_KEY = "subscriptions:plan-catalogue:version"
 CATALOGUE_TIMEOUT_SECONDS = 10 * 60
 

@@ -28,6 +28,7 @@ from leadmarket.zipcodes import ZIP_PATTERN, InvalidZip, ZipInfo, lookup_zip
 from .billing import period_containing, prorate
 from .models import (
     PERIOD_CHARGE_REASONS,
+    PLAN_FIELDS,
     EntryKind,
     EntryReason,
     LedgerEntry,
@@ -52,16 +53,6 @@ SUBSCRIPTION_AUDIT_FIELDS = (
     "ended_at",
 )
 TERRITORY_AUDIT_FIELDS = ("subscription", "zipcode", "city", "state")
-PLAN_FIELDS = (
-    "name",
-    "description",
-    "price_per_zipcode",
-    "base_price",
-    "max_zipcodes",
-    "monthly_lead_cap",
-    "is_active",
-    "display_order",
-)
 
 
 class NoLiveSubscription(Conflict):
@@ -156,31 +147,25 @@ def change_plan(
     old_plan, old_price = subscription.plan, subscription.monthly_price_for(held)
     subscription.fix_prices_from(plan)
     subscription.save(update_fields=["plan", "base_price", "price_per_zipcode", "updated_at"])
-    period = {"period_start": subscription.current_period_start, "period_end": subscription.current_period_end}
-    credit = prorate(old_price, **period, now=now)
-    charge = prorate(subscription.monthly_price_for(held), **period, now=now)
-    reference = f"plan {old_plan.pk} -> {plan.pk}"
-    until = _day(subscription.current_period_end)
-    if credit:
-        _post(
-            subscription,
-            EntryKind.CREDIT,
-            EntryReason.PLAN_CHANGED,
-            credit,
-            f"Unused {old_plan.name} plan time until {until}",
-            now=now,
-            reference=reference,
-        )
-    if charge:
-        _post(
-            subscription,
-            EntryKind.CHARGE,
-            EntryReason.PLAN_CHANGED,
-            charge,
-            f"{plan.name} plan, {_count(held)}, until {until} (prorated)",
-            now=now,
-            reference=reference,
-        )
+    reference, until = f"plan {old_plan.pk} -> {plan.pk}", _day(subscription.current_period_end)
+    credit = _bill_rest_of_period(
+        subscription,
+        EntryKind.CREDIT,
+        EntryReason.PLAN_CHANGED,
+        old_price,
+        f"Unused {old_plan.name} plan time until {until}",
+        now=now,
+        reference=reference,
+    )
+    charge = _bill_rest_of_period(
+        subscription,
+        EntryKind.CHARGE,
+        EntryReason.PLAN_CHANGED,
+        subscription.monthly_price_for(held),
+        f"{plan.name} plan, {_count(held)}, until {until} (prorated)",
+        now=now,
+        reference=reference,
+    )
     record_action(
         actor=actor or agency.user,
         action="subscription.plan_changed",
@@ -217,23 +202,15 @@ def add_territory(
     territory = Territory.objects.create(
         subscription=subscription, zipcode=info.zipcode, city=info.city, state=info.state, created_at=now
     )
-    amount = prorate(
+    amount = _bill_rest_of_period(
+        subscription,
+        EntryKind.CHARGE,
+        EntryReason.TERRITORY_ADDED,
         subscription.price_per_zipcode,
-        period_start=subscription.current_period_start,
-        period_end=subscription.current_period_end,
+        f"ZIP code {info.zipcode} ({info.city}, {info.state}) until {_day(subscription.current_period_end)} (prorated)",
         now=now,
+        reference=info.zipcode,
     )
-    if amount:
-        _post(
-            subscription,
-            EntryKind.CHARGE,
-            EntryReason.TERRITORY_ADDED,
-            amount,
-            f"ZIP code {info.zipcode} ({info.city}, {info.state}) until {_day(subscription.current_period_end)}"
-            " (prorated)",
-            now=now,
-            reference=info.zipcode,
-        )
     record_action(
         actor=actor or agency.user,
         action="territory.added",
@@ -262,22 +239,15 @@ def remove_territory(
     territory = subscription.territories.filter(zipcode=zipcode).first() if subscription else None
     if territory is None:
         raise NotFound(f"You do not hold ZIP code {zipcode}.")
-    amount = prorate(
+    amount = _bill_rest_of_period(
+        subscription,
+        EntryKind.CREDIT,
+        EntryReason.TERRITORY_REMOVED,
         subscription.price_per_zipcode,
-        period_start=subscription.current_period_start,
-        period_end=subscription.current_period_end,
+        f"ZIP code {zipcode} removed: unused time until {_day(subscription.current_period_end)}",
         now=now,
+        reference=zipcode,
     )
-    if amount:
-        _post(
-            subscription,
-            EntryKind.CREDIT,
-            EntryReason.TERRITORY_REMOVED,
-            amount,
-            f"ZIP code {zipcode} removed: unused time until {_day(subscription.current_period_end)}",
-            now=now,
-            reference=zipcode,
-        )
     record_action(
         actor=actor or agency.user,
         action="territory.removed",
@@ -305,25 +275,17 @@ def cancel_subscription(
     before = snapshot(subscription, SUBSCRIPTION_AUDIT_FIELDS)
     metadata = {}
     if immediate:
-        held = subscription.territories.count()
-        credit = prorate(
-            subscription.monthly_price_for(held),
-            period_start=subscription.current_period_start,
-            period_end=subscription.current_period_end,
+        credit = _bill_rest_of_period(
+            subscription,
+            EntryKind.CREDIT,
+            EntryReason.CANCELLED,
+            subscription.monthly_price_for(subscription.territories.count()),
+            f"Cancelled: unused time until {_day(subscription.current_period_end)}",
             now=now,
         )
         subscription.status = SubscriptionStatus.CANCELLED
         subscription.cancelled_at = subscription.ended_at = now
         subscription.save(update_fields=["status", "cancelled_at", "ended_at", "updated_at"])
-        if credit:
-            _post(
-                subscription,
-                EntryKind.CREDIT,
-                EntryReason.CANCELLED,
-                credit,
-                f"Cancelled: unused time until {_day(subscription.current_period_end)}",
-                now=now,
-            )
         action, metadata = "subscription.cancelled", {"credited": credit}
     else:
         if subscription.cancel_at_period_end:
@@ -609,6 +571,28 @@ def _post(
         period_end=subscription.current_period_end,
         created_at=now,
     )
+
+
+def _bill_rest_of_period(
+    subscription: Subscription,
+    kind: EntryKind,
+    reason: EntryReason,
+    monthly_amount: Decimal,
+    description: str,
+    *,
+    now: datetime,
+    reference: str = "",
+) -> Decimal:
+    """Posts `monthly_amount` prorated to the rest of the current period; returns it (0.00: nothing posted)."""
+    amount = prorate(
+        monthly_amount,
+        period_start=subscription.current_period_start,
+        period_end=subscription.current_period_end,
+        now=now,
+    )
+    if amount:
+        _post(subscription, kind, reason, amount, description, now=now, reference=reference)
+    return amount
 
 
 def _save_plan(plan: Plan) -> None:

@@ -3,22 +3,10 @@ from rest_framework import serializers
 
 from leadmarket.api.inputs import StrictInput, ZipCodeField
 
-from ..models import MONEY, LedgerEntry, Plan, Subscription, Territory
+from ..models import MONEY, PLAN_FIELDS, LedgerEntry, Plan, Subscription, Territory
 
 # Enough for any plan in practice; bounds the work one request can ask for.
 MAX_ZIPCODES_PER_REQUEST = 1000
-
-PLAN_FIELDS = (
-    "id",
-    "name",
-    "description",
-    "price_per_zipcode",
-    "base_price",
-    "max_zipcodes",
-    "monthly_lead_cap",
-    "is_active",
-    "display_order",
-)
 
 
 class PlanSerializer(serializers.ModelSerializer):
@@ -26,7 +14,7 @@ class PlanSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Plan
-        fields = PLAN_FIELDS
+        fields = ("id", *PLAN_FIELDS)
         read_only_fields = fields
 
 
@@ -35,7 +23,7 @@ class StaffPlanSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Plan
-        fields = (*PLAN_FIELDS, "live_subscriptions", "created_at", "updated_at")
+        fields = ("id", *PLAN_FIELDS, "live_subscriptions", "created_at", "updated_at")
         read_only_fields = fields
 
 
