@@ -30,6 +30,26 @@ def agency(db):
     return AgencyFactory()
 
 
+def assert_success(response, status: int):
+    """The `data` of a success envelope with `status`."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["success"] is True
+    assert set(body) == {"success", "message", "data", "timestamp"}
+    assert body["timestamp"].endswith("Z")
+    return body["data"]
+
+
+def assert_failure(response, status: int) -> dict:
+    """The body of a failure envelope with `status`."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["success"] is False
+    assert set(body) == {"success", "message", "errors", "timestamp"}
+    assert "Traceback" not in response.content.decode()
+    return body
+
+
 def client_for(user, realm: Realm) -> APIClient:
     client = APIClient(raise_request_exception=False)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_tokens(user, realm)['access']}")

@@ -131,6 +131,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout"
 # Periodic work; each entry is idempotent and also runnable as a management command.
 CELERY_BEAT_SCHEDULE = {
     "sweep-unpushed-notifications": {"task": "agencies.tasks.sweep_unpushed_notifications", "schedule": 60.0},
+    # Renews subscriptions whose period ended and expires those cancelled at period end.
+    # Agency operations settle their own subscription first, so the interval only bounds
+    # how late an untouched subscription is renewed.
+    "renew-subscriptions": {"task": "subscriptions.renew_subscriptions", "schedule": timedelta(minutes=15)},
 }
 
 # --- Auth --------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from leadmarket.api.views import api_not_found
 from leadmarket.metrics import metrics_view
 from portals.urls import admin_urlpatterns as portal_admin_urls
 from portals.urls import webhook_urlpatterns as portal_webhook_urls
+from subscriptions.urls import admin_urlpatterns as subscription_admin_urls
+from subscriptions.urls import mobile_urlpatterns as subscription_mobile_urls
 
 handler400 = "leadmarket.api.views.bad_request"
 handler403 = "leadmarket.api.views.permission_denied"
@@ -24,6 +26,8 @@ api_urlpatterns = [
     path("admin/", include(audit_admin_urls)),
     path("admin/", include(portal_admin_urls)),
     path("webhooks/", include(portal_webhook_urls)),
+    path("mobile/", include(subscription_mobile_urls)),
+    path("admin/subscriptions/", include(subscription_admin_urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

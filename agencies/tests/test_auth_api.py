@@ -9,7 +9,7 @@ from agencies.authentication import Realm, issue_tokens
 from agencies.models import Agency, AgencyStatus, User
 from agencies.tests.factories import PASSWORD, AgencyFactory
 from audit.models import AuditLog
-from conftest import client_for
+from conftest import assert_failure, assert_success, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -19,24 +19,6 @@ REFRESH = "/api/v1/agencies/token/refresh"
 PROFILE = "/api/v1/agencies/profile"
 ADMIN_LOGIN = "/api/admin/auth/login"
 ADMIN_ME = "/api/admin/auth/me"
-
-
-def assert_success(response, status: int):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["success"] is True
-    assert set(body) == {"success", "message", "data", "timestamp"}
-    assert body["timestamp"].endswith("Z")
-    return body["data"]
-
-
-def assert_failure(response, status: int) -> dict:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["success"] is False
-    assert set(body) == {"success", "message", "errors", "timestamp"}
-    assert "Traceback" not in response.content.decode()
-    return body
 
 
 def register(api_client, **overrides):

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from leadmarket.phones import normalize_phone
+from leadmarket.zipcodes import InvalidZip, lookup_zip
 
 
 def validated(input_class: type[serializers.Serializer], request, *, partial: bool = False, **kwargs) -> dict:
@@ -35,4 +36,24 @@ class PhoneField(serializers.CharField):
         try:
             return normalize_phone(value)
         except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+class ZipCodeField(serializers.CharField):
+    """A real US ZIP code from the offline dataset, given as a string; stored as its five digits.
+
+    A number is refused: JSON numbers lose the leading zeros of ZIP codes such as 02108.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 10)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError('Enter the ZIP code as a string, e.g. "02108".')
+        value = super().to_internal_value(data)
+        try:
+            return lookup_zip(value).zipcode
+        except InvalidZip as exc:
             raise serializers.ValidationError(str(exc)) from exc
