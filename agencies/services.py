@@ -12,6 +12,8 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from audit.services import record_action, snapshot
+from leads.distribution import retry_unassigned_in
+from subscriptions.models import Territory
 
 from .authentication import REALM_CLAIM, Realm, issue_tokens, user_belongs_to_realm, user_may_authenticate
 from .models import Agency, AgencyStatus, User, normalize_email
@@ -115,6 +117,9 @@ def update_agency_profile(*, agency: Agency, changes: dict, ip: str | None = Non
         after=snapshot(agency, PROFILE_FIELDS),
         ip=ip,
     )
+    if agency.accepting_leads and not before["accepting_leads"]:
+        zipcodes = Territory.objects.live().filter(subscription__agency=agency).values_list("zipcode", flat=True)
+        retry_unassigned_in(zipcodes)
     return agency
 
 

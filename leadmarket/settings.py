@@ -211,6 +211,26 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "portalApiKey": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-API-Key",
+                "description": "The portal's API key (or the body field the portal declares).",
+            }
+        }
+    },
+    # Several models have a `status` or `reason`; name each choice set after its meaning.
+    "ENUM_NAME_OVERRIDES": {
+        "LeadStatusEnum": "leads.models.LeadStatus",
+        "OfferStatusEnum": "leads.models.OfferStatus",
+        "RejectReasonEnum": "leads.models.RejectReason",
+        "AgencyStatusEnum": "agencies.models.AgencyStatus",
+        "SubscriptionStatusEnum": "subscriptions.models.SubscriptionStatus",
+        "LedgerEntryReasonEnum": "subscriptions.models.EntryReason",
+        "ReceptionOutcomeEnum": "portals.models.ReceptionOutcome",
+    },
     "PREPROCESSING_HOOKS": ["leadmarket.api.schema.drop_trailing_slash_aliases"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -231,6 +251,13 @@ RECEPTION_PAYLOAD_MAX_BYTES = env.int("RECEPTION_PAYLOAD_MAX_BYTES", default=64 
 # A lead still `new` this many seconds after it arrived is handed to distribution again.
 LEAD_HANDOFF_SWEEP_AFTER_SECONDS = env.int("LEAD_HANDOFF_SWEEP_AFTER_SECONDS", default=120)
 CELERY_BEAT_SCHEDULE["sweep-pending-leads"] = {"task": "leads.tasks.sweep_pending_leads", "schedule": 60.0}
+
+# --- Distribution ------------------------------------------------------------------------
+
+# Minutes an agency has to accept or reject an offered lead before it moves on.
+OFFER_TIMEOUT_MINUTES = env.int("OFFER_TIMEOUT_MINUTES", default=30)
+CELERY_BEAT_SCHEDULE["redistribute-leads"] = {"task": "leads.tasks.redistribute_leads", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["remind-expiring-offers"] = {"task": "leads.tasks.remind_expiring_offers", "schedule": 60.0}
 
 # --- Everything else ---------------------------------------------------------------------
 

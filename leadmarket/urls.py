@@ -9,6 +9,8 @@ from audit.urls import admin_urlpatterns as audit_admin_urls
 from leadmarket import health
 from leadmarket.api.views import api_not_found
 from leadmarket.metrics import metrics_view
+from leads.urls import admin_urlpatterns as lead_admin_urls
+from leads.urls import mobile_urlpatterns as lead_mobile_urls
 from portals.urls import admin_urlpatterns as portal_admin_urls
 from portals.urls import webhook_urlpatterns as portal_webhook_urls
 from subscriptions.urls import admin_urlpatterns as subscription_admin_urls
@@ -24,6 +26,8 @@ api_urlpatterns = [
     path("mobile/", include(agency_app_urls)),
     path("admin/", include(agency_admin_urls)),
     path("admin/", include(audit_admin_urls)),
+    path("mobile/", include(lead_mobile_urls)),
+    path("admin/", include(lead_admin_urls)),
     path("admin/", include(portal_admin_urls)),
     path("webhooks/", include(portal_webhook_urls)),
     path("mobile/", include(subscription_mobile_urls)),

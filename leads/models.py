@@ -50,6 +50,7 @@ class Lead(models.Model):
     objects = LeadQuerySet.as_manager()
 
     class Meta:
+        permissions = [("distribute_lead", "Can distribute leads by hand")]
         constraints = [
             # A re-sent lead never makes a second row: the database decides, also under races.
             models.UniqueConstraint(
@@ -77,3 +78,121 @@ class Lead(models.Model):
 
     def __str__(self) -> str:
         return f"Lead {self.pk} ({self.zipcode}, {self.status})"
+
+
+class OfferStatus(models.TextChoices):
+    OFFERED = "offered", "Offered, waiting for the agency"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired without an answer"
+    WITHDRAWN = "withdrawn", "Withdrawn (agency suspended or staff reassigned)"
+
+
+class RejectReason(models.TextChoices):
+    NOT_INTERESTED = "not_interested", "Not interested"
+    OUTSIDE_SERVICE_AREA = "outside_service_area", "Outside our service area"
+    BAD_CONTACT_INFO = "bad_contact_info", "Contact details look wrong"
+    DUPLICATE = "duplicate", "We already have this lead"
+    NO_CAPACITY = "no_capacity", "No capacity right now"
+    OTHER = "other", "Other"
+
+
+class SkipReason(models.TextChoices):
+    """Why an agency of the lead's territory did not get an offer (the decision trace)."""
+
+    SUSPENDED = "suspended", "Agency suspended"
+    NOT_ACTIVE = "not_active", "Agency not active yet"
+    PAUSED = "paused", "Agency paused new leads"
+    CAP_REACHED = "cap_reached", "Monthly lead cap reached"
+    ALREADY_OFFERED = "already_offered", "Already offered this lead (rejected or let it expire)"
+
+
+class OfferQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(status=OfferStatus.OFFERED)
+
+    def visible_to(self, agency, *, now):
+        """The one scoping chokepoint of agency-facing lead reads: an agency sees a lead while
+        it is offered to it (and the offer has not run out) and after it accepted it."""
+        return self.filter(agency=agency).filter(
+            Q(status=OfferStatus.ACCEPTED) | Q(status=OfferStatus.OFFERED, expires_at__gt=now)
+        )
+
+    def counting_towards_cap(self):
+        """Offers an agency keeps on its cap: waiting or accepted (not rejected, expired, withdrawn)."""
+        return self.filter(status__in=(OfferStatus.OFFERED, OfferStatus.ACCEPTED))
+
+
+class Offer(models.Model):
+    """A lead offered to one agency; at most one offer per lead is live at a time."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="offers")
+    agency = models.ForeignKey("agencies.Agency", on_delete=models.PROTECT, related_name="offers")
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="offers",
+        help_text="The subscription whose period cap this offer counts towards.",
+    )
+    status = models.CharField(max_length=16, choices=OfferStatus.choices, default=OfferStatus.OFFERED)
+    offered_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    responded_at = models.DateTimeField(null=True, blank=True, help_text="Accepted, rejected, expired or withdrawn.")
+    reject_reason = models.CharField(max_length=32, choices=RejectReason.choices, blank=True)
+    reject_note = models.CharField(max_length=500, blank=True)
+    decision = models.JSONField(default=dict, help_text="Why this agency: eligible set, rotation, skipped agencies.")
+    assigned_by = models.ForeignKey(
+        "agencies.User",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Staff user who distributed the lead by hand.",
+    )
+    reminded_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OfferQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lead"], condition=Q(status=OfferStatus.OFFERED), name="one_live_offer_per_lead"
+            ),
+            models.UniqueConstraint(fields=["lead", "agency"], name="one_offer_per_lead_and_agency"),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("offered_at")), name="offer_expires_after_offer"
+            ),
+            models.CheckConstraint(
+                condition=Q(reject_reason="") | Q(status=OfferStatus.REJECTED), name="offer_reason_only_when_rejected"
+            ),
+        ]
+        indexes = [
+            # The agency's lead list, newest first.
+            models.Index(fields=["agency", "-offered_at", "-id"], name="offer_agency_recent_idx"),
+            # Cap accounting: offers of a subscription in its current period.
+            models.Index(fields=["subscription", "offered_at"], name="offer_subscription_period_idx"),
+            # The expiry sweep and the reminders only look at live offers.
+            models.Index(fields=["expires_at"], condition=Q(status="offered"), name="offer_live_expiry_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Offer of lead {self.lead_id} to agency {self.agency_id} ({self.status})"
+
+
+class RotationCursor(models.Model):
+    """Where the rotation of one ZIP code stands: the agency that got its last offer.
+
+    Its row lock serialises distribution within a ZIP code (never across ZIP codes), so
+    concurrent leads cannot unbalance the rotation. `last_agency_id` is a plain number, not a
+    foreign key, so that locking the cursor never locks an agency row.
+    """
+
+    zipcode = models.CharField(max_length=5, primary_key=True)
+    last_agency_id = models.BigIntegerField(null=True, blank=True)
+    offers_made = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Rotation of {self.zipcode} after agency {self.last_agency_id}"

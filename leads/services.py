@@ -7,8 +7,7 @@ from functools import partial
 from django.db import connection, transaction
 from django.db.models import Q
 
-from audit.services import record_action
-
+from . import distribution
 from .models import Lead, LeadStatus
 
 logger = logging.getLogger(__name__)
@@ -102,30 +101,6 @@ def enqueue_distribution(*, lead_id: int) -> bool:
     return True
 
 
-@transaction.atomic
-def distribute_lead(*, lead_id: int, now: datetime) -> Lead | None:
-    """The single entry point of distribution for one lead; idempotent.
-
-    Placeholder until the rotation engine exists: with no engine there is no eligible
-    agency, so a `new` lead becomes `unassigned` (audited). Any other status, or an
-    unknown id, is left alone, so a task delivered twice does nothing the second time.
-    """
-    lead = Lead.objects.select_for_update().filter(pk=lead_id).first()
-    if lead is None or lead.status != LeadStatus.NEW:
-        return lead
-    lead.status, lead.status_changed_at = LeadStatus.UNASSIGNED, now
-    lead.save(update_fields=["status", "status_changed_at"])
-    record_action(
-        actor=None,
-        action="lead.unassigned",
-        target=lead,
-        before={"status": LeadStatus.NEW},
-        after={"status": lead.status},
-        metadata={"reason": "no eligible agency"},
-    )
-    return lead
-
-
 def sweep_pending_leads(*, now: datetime, older_than: timedelta, inline: bool = False) -> list[int]:
     """Hands off again every lead still `new` `older_than` after it was received.
 
@@ -140,7 +115,7 @@ def sweep_pending_leads(*, now: datetime, older_than: timedelta, inline: bool = 
     handed = []
     for lead_id in ids:
         if inline:
-            distribute_lead(lead_id=lead_id, now=now)
+            distribution.distribute_lead(lead_id=lead_id, now=now)
         elif not enqueue_distribution(lead_id=lead_id):
             break  # the broker is still down; the next sweep tries again
         handed.append(lead_id)

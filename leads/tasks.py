@@ -1,8 +1,10 @@
+from datetime import timedelta
+
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from . import services
+from . import distribution, services
 
 
 @shared_task(
@@ -15,14 +17,25 @@ from . import services
     max_retries=5,
 )
 def distribute_lead(*, lead_id: int) -> None:
-    services.distribute_lead(lead_id=lead_id, now=timezone.now())
+    distribution.distribute_lead(lead_id=lead_id, now=timezone.now())
 
 
 @shared_task(name="leads.tasks.sweep_pending_leads", soft_time_limit=50, time_limit=60)
 def sweep_pending_leads() -> int:
-    from datetime import timedelta
-
     handed = services.sweep_pending_leads(
         now=timezone.now(), older_than=timedelta(seconds=settings.LEAD_HANDOFF_SWEEP_AFTER_SECONDS)
     )
     return len(handed)
+
+
+@shared_task(name="leads.tasks.redistribute_leads", soft_time_limit=240, time_limit=300)
+def redistribute_leads(*, zipcodes: list[str] | None = None) -> dict:
+    """Every minute for all ZIP codes; at once for the ZIP codes whose eligibility changed."""
+    now = timezone.now()
+    summaries = [distribution.redistribute_leads(now=now, zipcode=zipcode) for zipcode in zipcodes or [None]]
+    return {"offered": sum(s.offered for s in summaries), "expired": sum(s.expired for s in summaries)}
+
+
+@shared_task(name="leads.tasks.remind_expiring_offers", soft_time_limit=50, time_limit=60)
+def remind_expiring_offers() -> int:
+    return distribution.remind_expiring_offers(now=timezone.now())

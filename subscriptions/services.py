@@ -20,10 +20,12 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from agencies.models import Agency, User
+from agencies.models import Agency, NotificationKind, User
+from agencies.notifications import notify
 from audit.services import record_action, snapshot
 from leadmarket.errors import Conflict, NotFound
 from leadmarket.zipcodes import ZIP_PATTERN, InvalidZip, ZipInfo, lookup_zip
+from leads.distribution import retry_unassigned_in
 
 from .billing import period_containing, prorate
 from .models import (
@@ -117,6 +119,7 @@ def subscribe(
         metadata={"zipcodes": [z.zipcode for z in zips], "charged": amount},
         ip=ip,
     )
+    retry_unassigned_in(z.zipcode for z in zips)
     return subscription
 
 
@@ -175,6 +178,7 @@ def change_plan(
         metadata={"credited": credit, "charged": charge},
         ip=ip,
     )
+    retry_unassigned_in(subscription.territories.values_list("zipcode", flat=True))  # the cap may have grown
     return subscription
 
 
@@ -219,6 +223,7 @@ def add_territory(
         metadata={"charged": amount},
         ip=ip,
     )
+    retry_unassigned_in([territory.zipcode])
     return territory
 
 
@@ -302,6 +307,16 @@ def cancel_subscription(
         after=snapshot(subscription, SUBSCRIPTION_AUDIT_FIELDS),
         metadata=metadata,
         ip=ip,
+    )
+    notify(
+        agency_id=agency.pk,
+        kind=NotificationKind.SUBSCRIPTION_CANCELLED,
+        now=now,
+        title="Subscription cancelled",
+        body="Your subscription has ended."
+        if immediate
+        else f"Your subscription ends on {_day(subscription.current_period_end)}.",
+        data={"subscription_id": subscription.pk},
     )
     return subscription
 
@@ -411,6 +426,25 @@ def _settle_period(subscription: Subscription, *, now: datetime) -> str | None:
         after=snapshot(subscription, SUBSCRIPTION_AUDIT_FIELDS),
         metadata={"charged": amount},
     )
+    retry_unassigned_in(subscription.territories.values_list("zipcode", flat=True))  # a fresh lead cap
+    notify(
+        agency_id=subscription.agency_id,
+        kind=NotificationKind.SUBSCRIPTION_RENEWED,
+        now=now,
+        title="Subscription renewed",
+        body=f"Renewed until {_day(end)}: {amount} USD charged.",
+        data={"subscription_id": subscription.pk},
+    )
+    if LedgerEntry.objects.for_agency(subscription.agency).balance() > 0:
+        notify(
+            agency_id=subscription.agency_id,
+            kind=NotificationKind.PAYMENT_DUE,
+            now=now,
+            title="Payment due",
+            body="Your account has a balance to pay.",
+            data={"subscription_id": subscription.pk},
+            dedupe_key=f"payment-due:{subscription.pk}:{start:%Y-%m-%d}",
+        )
     return "renewed"
 
 

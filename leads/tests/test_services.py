@@ -6,9 +6,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
-from audit.models import AuditLog
-from leads import services
-from leads.models import Lead, LeadStatus
+from leads import distribution, services
+from leads.models import Lead, LeadStatus, Offer
 from leads.standard import normalize_lead
 from portals.tests.factories import make_portal
 
@@ -22,17 +21,17 @@ def store(portal, **overrides):
     return services.create_lead(portal=portal, values=values, idempotency_key="", now=timezone.now())
 
 
-def test_distribute_lead_moves_a_new_lead_to_unassigned_once():
+def test_distribute_lead_without_agencies_makes_the_lead_unassigned_once():
     portal, _ = make_portal()
     lead = store(portal)
     now = timezone.now()
 
-    services.distribute_lead(lead_id=lead.pk, now=now)
-    services.distribute_lead(lead_id=lead.pk, now=now)  # a task delivered twice
+    distribution.distribute_lead(lead_id=lead.pk, now=now)
+    distribution.distribute_lead(lead_id=lead.pk, now=now)  # a task delivered twice
 
     lead.refresh_from_db()
     assert lead.status == LeadStatus.UNASSIGNED
-    assert AuditLog.objects.filter(action="lead.unassigned", object_id=str(lead.pk)).count() == 1
+    assert not Offer.objects.exists()
 
 
 def test_distribute_lead_leaves_duplicates_test_leads_and_unknown_ids_alone():
@@ -42,8 +41,8 @@ def test_distribute_lead_leaves_duplicates_test_leads_and_unknown_ids_alone():
     test = store(portal, external_id="3", is_test=True)
 
     for lead in (duplicate, test):
-        services.distribute_lead(lead_id=lead.pk, now=timezone.now())
-    assert services.distribute_lead(lead_id=10**9, now=timezone.now()) is None
+        distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())
+    assert distribution.distribute_lead(lead_id=10**9, now=timezone.now()) is None
 
     assert duplicate.duplicate_of == original
     assert set(Lead.objects.values_list("status", flat=True)) == {"new", "duplicate", "test"}

@@ -1,7 +1,8 @@
 import django_filters
 from django.db.models import Prefetch
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
@@ -10,6 +11,7 @@ from leadmarket.api.client import client_ip
 from leadmarket.api.envelope import failure_body, ok
 from leadmarket.api.inputs import validated
 from leadmarket.api.pagination import PageNumberPagination
+from leadmarket.api.schema import ERROR
 
 from .. import services
 from ..models import Portal, PortalKey, Reception, ReceptionOutcome
@@ -27,8 +29,6 @@ from .serializers import (
     WebhookAcceptedSerializer,
 )
 
-ERROR = OpenApiResponse(description="Failure envelope with field errors")
-
 
 class AlwaysJson(BaseContentNegotiation):
     """Portals send whatever Accept header; the answer is always the JSON envelope."""
@@ -44,6 +44,7 @@ class WebhookView(PublicAPIView):
     """POST /api/webhooks/<portal_code>: the entry of every lead."""
 
     content_negotiation_class = AlwaysJson
+    throttle_classes: list = []  # each portal has its own limit, counted after authentication
 
     @extend_schema(
         request={"application/json": dict, "application/x-www-form-urlencoded": dict},
@@ -59,6 +60,7 @@ class WebhookView(PublicAPIView):
             503: ERROR,
         },
         tags=["webhooks"],
+        auth=[{"portalApiKey": []}],
         summary="Receive a lead from a portal (X-API-Key header; body mapped by the portal's configuration)",
     )
     def post(self, request, portal_code: str):
@@ -179,7 +181,6 @@ class ReceptionFilter(django_filters.FilterSet):
 
 class PortalReceptionListView(StaffAPIView):
     required_permissions = {"GET": "portals.view_reception"}
-    filterset_class = ReceptionFilter
 
     @extend_schema(
         parameters=[
@@ -196,8 +197,6 @@ class PortalReceptionListView(StaffAPIView):
             raise services.PortalNotFound()
         filters = ReceptionFilter(request.query_params, queryset=Reception.objects.filter(portal_id=pk))
         if not filters.is_valid():
-            from rest_framework.exceptions import ValidationError
-
             raise ValidationError(filters.errors)
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(filters.qs.order_by("-received_at", "-id"), request, view=self)

@@ -1,0 +1,117 @@
+"""Reads of leads and offers that are more than a one-line queryset."""
+
+from datetime import datetime
+
+from django.db import connection, models
+from django.db.models import Count, F, OuterRef, Prefetch, Q, Subquery
+from django.db.models.functions import TruncDate
+
+from portals.models import Reception
+
+from .models import Lead, LeadStatus, Offer, OfferStatus
+
+
+class Median(models.Aggregate):
+    """PostgreSQL's exact median of a numeric expression."""
+
+    function = "PERCENTILE_CONT"
+    name = "median"
+    output_field = models.FloatField()
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+
+
+def _current_offer(field: str) -> Subquery:
+    return Subquery(
+        Offer.objects.filter(lead=OuterRef("pk"), status__in=(OfferStatus.OFFERED, OfferStatus.ACCEPTED))
+        .order_by("-offered_at", "-id")
+        .values(field)[:1]
+    )
+
+
+def admin_leads() -> models.QuerySet:
+    """Leads for the staff list: portal joined, agency of the live or accepted offer annotated."""
+    return Lead.objects.select_related("portal").annotate(
+        current_agency_id=_current_offer("agency_id"), current_agency_name=_current_offer("agency__business_name")
+    )
+
+
+def admin_lead_detail(lead_id: int) -> Lead | None:
+    """One lead with every offer (oldest first, with its decision trace) and its receptions."""
+    return (
+        admin_leads()
+        .prefetch_related(
+            Prefetch(
+                "offers",
+                queryset=Offer.objects.select_related("agency", "assigned_by").order_by("offered_at", "id"),
+                to_attr="offer_history",
+            ),
+            Prefetch(
+                "receptions", queryset=Reception.objects.order_by("received_at", "id"), to_attr="reception_history"
+            ),
+        )
+        .filter(pk=lead_id)
+        .first()
+    )
+
+
+def _response_seconds():
+    return models.ExpressionWrapper(
+        models.Func(
+            F("responded_at") - F("offered_at"), function="EXTRACT", template="EXTRACT(EPOCH FROM %(expressions)s)"
+        ),
+        output_field=models.FloatField(),
+    )
+
+
+def distribution_stats(*, received_from: datetime | None, received_to: datetime | None) -> dict:
+    """Offer outcomes per agency, lead flow per ZIP code, portal and day, and the current backlog.
+
+    Offers are counted by `offered_at` and leads by `received_at` within the range.
+    """
+    offers = Offer.objects.all()
+    leads = Lead.objects.all()
+    if received_from:
+        offers, leads = offers.filter(offered_at__gte=received_from), leads.filter(received_at__gte=received_from)
+    if received_to:
+        offers, leads = offers.filter(offered_at__lt=received_to), leads.filter(received_at__lt=received_to)
+
+    outcome_counts = {
+        "awaiting": Count("id", filter=Q(status=OfferStatus.OFFERED)),
+        **{status: Count("id", filter=Q(status=status)) for status in OfferStatus.values if status != "offered"},
+    }
+    per_agency_values = dict(offers=Count("id"), agency_name=F("agency__business_name"), **outcome_counts)
+    if connection.vendor == "postgresql":
+        per_agency_values["median_response_seconds"] = Median(_response_seconds(), filter=Q(responded_at__isnull=False))
+    per_agency = []
+    for row in offers.values("agency_id").annotate(**per_agency_values).order_by("-offers", "agency_id"):
+        answered = row["accepted"] + row["rejected"] + row["expired"]
+        per_agency.append(
+            {
+                **row,
+                "acceptance_rate": round(row["accepted"] / answered, 4) if answered else None,
+                "median_response_seconds": row.get("median_response_seconds"),
+            }
+        )
+
+    lead_counts = dict(
+        received=Count("id"),
+        offered=Count("id", filter=Q(status=LeadStatus.OFFERED)),
+        accepted=Count("id", filter=Q(status=LeadStatus.ACCEPTED)),
+        unassigned=Count("id", filter=Q(status=LeadStatus.UNASSIGNED)),
+        duplicates=Count("id", filter=Q(status=LeadStatus.DUPLICATE)),
+        tests=Count("id", filter=Q(status=LeadStatus.TEST)),
+    )
+    return {
+        "per_agency": per_agency,
+        "per_zipcode": list(leads.values("zipcode").annotate(**lead_counts).order_by("-received", "zipcode")[:100]),
+        "per_portal": list(
+            leads.values("portal_id", portal_code=F("portal__code"))
+            .annotate(**lead_counts)
+            .order_by("-received", "portal_id")
+        ),
+        "per_day": list(
+            leads.annotate(day=TruncDate("received_at")).values("day").annotate(**lead_counts).order_by("day")
+        ),
+        "currently_unassigned": Lead.objects.filter(status=LeadStatus.UNASSIGNED).count(),
+        "awaiting_response": Offer.objects.live().count(),
+    }
