@@ -23,6 +23,7 @@ How a lead finds its agency (all inside one transaction):
 Lock order everywhere: lead rows, then the cursor, then territory/subscription/agency rows.
 """
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +42,8 @@ from leadmarket.errors import Conflict, NotFound
 from subscriptions.models import Territory
 
 from .models import Lead, LeadStatus, Offer, OfferStatus, RejectReason, RotationCursor, SkipReason
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -181,12 +184,22 @@ def distribute_in_zipcode(*, zipcode: str, leads: list[Lead], now: datetime) -> 
         cursor.updated_at = now
         cursor.save(update_fields=["last_agency_id", "offers_made", "updated_at"])
     record_outcome(outcome, now=now)
+    logger.info(
+        "distributed %d lead(s) in %s: %s offered, %d unassigned",
+        len(leads),
+        zipcode,
+        ", ".join(f"{offer.lead_id}->{offer.agency_id}" for offer in outcome.offers[:20]) or "none",
+        len(outcome.unassigned),
+    )
     return outcome
 
 
 def record_outcome(outcome: Outcome, *, now: datetime) -> None:
     """Stores the offers, moves the leads' status, and notifies the agencies after commit."""
     Offer.objects.bulk_create(outcome.offers)
+    if outcome.offers:
+        offered = len(outcome.offers)
+        transaction.on_commit(lambda: metrics.offers.labels("offered").inc(offered))
     for offer in outcome.offers:
         offer.lead.status, offer.lead.status_changed_at = LeadStatus.OFFERED, now
     offered_ids = [offer.lead_id for offer in outcome.offers]
@@ -273,6 +286,7 @@ def _expire_batch(*, now: datetime, filters: Q, batch_size: int) -> tuple[int, O
         Offer.objects.filter(pk__in=[offer.pk for offer in overdue]).update(
             status=OfferStatus.EXPIRED, responded_at=now
         )
+        transaction.on_commit(lambda: metrics.offers.labels("expired").inc(len(overdue)))
         notify_many(
             [
                 {
@@ -420,7 +434,7 @@ def accept_offer(*, agency: Agency, lead_id: int, now: datetime) -> Offer:
     lead.save(update_fields=["status", "status_changed_at"])
     seconds = (now - offer.offered_at).total_seconds()
     transaction.on_commit(lambda: metrics.time_to_accept.observe(seconds))
-    transaction.on_commit(lambda: metrics.offers_resolved.labels("accepted").inc())
+    transaction.on_commit(lambda: metrics.offers.labels("accepted").inc())
     offer.lead = lead
     return offer
 
@@ -438,7 +452,7 @@ def reject_offer(*, agency: Agency, lead_id: int, reason: RejectReason, note: st
     offer.reject_reason, offer.reject_note = reason, note
     offer.save(update_fields=["status", "responded_at", "reject_reason", "reject_note"])
     distribute_in_zipcode(zipcode=lead.zipcode, leads=[lead], now=now)
-    transaction.on_commit(lambda: metrics.offers_resolved.labels("rejected").inc())
+    transaction.on_commit(lambda: metrics.offers.labels("rejected").inc())
     return offer
 
 
@@ -448,6 +462,7 @@ def _withdraw_live_offer(lead: Lead, *, now: datetime, reason: str) -> Offer | N
         return None
     live.status, live.responded_at = OfferStatus.WITHDRAWN, now
     live.save(update_fields=["status", "responded_at"])
+    transaction.on_commit(lambda: metrics.offers.labels("withdrawn").inc())
     notify_many(
         [
             {

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from audit.services import record_action, snapshot
+from leadmarket import metrics
 from leadmarket.errors import Conflict, NotFound
 from leads.models import Lead
 from leads.services import create_lead, find_resent_lead
@@ -281,6 +282,8 @@ class ReceptionRecord:
 def record_reception(
     *, record: ReceptionRecord, status_code: int, outcome: str, errors=None, lead: Lead | None = None, latency_ms=0
 ) -> Reception:
+    # Unknown portal codes share one label: strangers must not grow the metric's cardinality.
+    metrics.webhook_receptions.labels(record.portal.code if record.portal else "unknown", outcome).inc()
     return Reception.objects.create(
         portal=record.portal,
         portal_code=record.portal_code[:64],

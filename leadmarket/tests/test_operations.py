@@ -241,3 +241,67 @@ def test_unsafe_request_id_is_replaced(agency_client):
     response = agency_client.get("/api/v1/agencies/profile", HTTP_X_REQUEST_ID="bad id\nwith newline")
 
     assert response["X-Request-ID"] != "bad id\nwith newline"
+
+
+def scrape(client) -> str:
+    return client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+
+
+def sample(text: str, name: str, **labels) -> float:
+    """The value of one sample in Prometheus text format (0 when absent)."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} ") or (not labels and line.startswith(f"{name} ")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_webhook_receptions_by_portal_and_outcome(client, api_client):
+    from leadmarket import metrics
+    from leads.models import Lead, LeadStatus
+    from leads.tests.factories import subscribed_agency
+    from portals.tests.factories import make_portal
+
+    _, key = make_portal("metered")
+    subscribed_agency("10001")
+    metrics.leads_by_status.every_seconds = 0
+    before = scrape(client)
+
+    api_client.post("/api/webhooks/metered", {"email": "m@example.com", "zipcode": "10001"}, HTTP_X_API_KEY=key)
+    api_client.post("/api/webhooks/metered", {"email": "m2@example.com", "zipcode": "10001"}, HTTP_X_API_KEY="bad")
+    api_client.post("/api/webhooks/nosuchportal", {"email": "x@example.com", "zipcode": "10001"})
+    after = scrape(client)
+
+    def delta(name, **labels):
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    assert delta("leadmarket_webhook_receptions_total", portal="metered", outcome="accepted") == 1
+    assert delta("leadmarket_webhook_receptions_total", portal="metered", outcome="unauthorized") == 1
+    assert delta("leadmarket_webhook_receptions_total", portal="unknown", outcome="not_found") == 1
+    assert sample(after, "leadmarket_leads", status=Lead.objects.get().status) == 1
+    assert Lead.objects.get().status == LeadStatus.NEW  # handed off after commit, to a worker
+
+
+def test_metrics_count_offers_and_time_to_accept(client, django_capture_on_commit_callbacks):
+    from django.utils import timezone
+
+    from leads import distribution
+    from leads.tests.factories import LeadFactory, subscribed_agency
+
+    agency = subscribed_agency("10001")
+    lead = LeadFactory()
+    before = scrape(client)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())
+        distribution.accept_offer(agency=agency, lead_id=lead.pk, now=timezone.now())
+    after = scrape(client)
+
+    for outcome in ("offered", "accepted"):
+        assert sample(after, "leadmarket_offers_total", outcome=outcome) == (
+            sample(before, "leadmarket_offers_total", outcome=outcome) + 1
+        )
+    assert (
+        sample(after, "leadmarket_offer_time_to_accept_seconds_count")
+        == sample(before, "leadmarket_offer_time_to_accept_seconds_count") + 1
+    )

@@ -1,0 +1,99 @@
+"""End to end through a real Celery worker on Redis: webhook → hand-off → offer → push."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+from agencies.models import Device, Notification, NotificationKind, PushStatus
+from leads.models import Lead, LeadStatus
+from leads.tests.factories import subscribed_agency
+from portals.tests.factories import make_portal
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def worker():
+    """A real worker process on the test database and the test Redis, logging to a pipe."""
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "DJANGO_DEBUG": "1",
+        "LOG_FORMAT": "console",
+        "FCM_CREDENTIALS_FILE": "",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "leadmarket",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    yield process
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wait_for(condition, timeout: float = 40.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis as the Celery broker (REDIS_URL)")
+def test_webhook_lead_is_offered_and_pushed_by_a_real_worker(worker):
+    agency = subscribed_agency("10001")
+    Device.objects.create(agency=agency, token="fcm-token-1", platform="android")
+    _, key = make_portal("e2e")
+
+    response = APIClient().post(
+        "/api/webhooks/e2e",
+        {"email": "e2e@example.com", "zipcode": "10001"},
+        format="json",
+        HTTP_X_API_KEY=key,
+        HTTP_X_REQUEST_ID="e2e-request-42",
+    )
+
+    assert response.status_code == 201
+    pushed = wait_for(
+        lambda: Notification.objects.filter(
+            agency=agency, kind=NotificationKind.LEAD_OFFERED, push_status=PushStatus.SENT
+        ).exists()
+    )
+    worker.send_signal(signal.SIGTERM)
+    log = worker.communicate(timeout=20)[0]
+    assert pushed, log
+    assert Lead.objects.get().status == LeadStatus.OFFERED
+    assert "leads.tasks.distribute_lead" in log
+    assert "agencies.tasks.push_notifications" in log
+    # The request id travelled with the hand-off into the worker's log lines.
+    assert any("e2e-request-42" in line and "distributed 1 lead(s) in 10001" in line for line in log.splitlines()), log
