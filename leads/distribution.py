@@ -23,12 +23,14 @@ How a lead finds its agency (all inside one transaction):
 Lock order everywhere: lead rows, then the cursor, then territory/subscription/agency rows.
 """
 
+import contextlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, F, Q
@@ -122,6 +124,34 @@ def lock_candidates(zipcode: str, *, now: datetime) -> list[Candidate]:
     return list(candidates.values())
 
 
+COVERAGE_CACHE_SECONDS = 300
+
+
+def _coverage_key(zipcode: str) -> str:
+    return f"zip-coverage:v1:{zipcode}"
+
+
+def zipcode_is_covered(zipcode: str, *, now: datetime) -> bool:
+    """Whether any live subscription holds the ZIP code, cached in Redis.
+
+    Many leads come from ZIP codes nobody buys; the cached "no" lets them skip the
+    cursor lock and the territory read. Only a cached "no" can mislead, and coverage
+    only grows where `retry_unassigned_in` runs, which drops these entries after commit
+    and retries the ZIP codes' unassigned leads without the cache. A cache outage costs
+    a query.
+    """
+    try:
+        covered = cache.get(_coverage_key(zipcode))
+    except Exception:
+        logger.warning("coverage cache unavailable", exc_info=True)
+        covered = None
+    if covered is None:
+        covered = Territory.objects.covering(zipcode, now=now).exists()
+        with contextlib.suppress(Exception):
+            cache.set(_coverage_key(zipcode), covered, COVERAGE_CACHE_SECONDS)
+    return covered
+
+
 def next_in_rotation(eligible_agency_ids: list[int], last_agency_id: int | None) -> int:
     """The first agency after `last_agency_id` in id order, wrapping around."""
     for agency_id in eligible_agency_ids:
@@ -130,12 +160,20 @@ def next_in_rotation(eligible_agency_ids: list[int], last_agency_id: int | None)
     return eligible_agency_ids[0]
 
 
-def distribute_in_zipcode(*, zipcode: str, leads: list[Lead], now: datetime) -> Outcome:
+def distribute_in_zipcode(
+    *, zipcode: str, leads: list[Lead], now: datetime, use_coverage_cache: bool = False
+) -> Outcome:
     """Offers each of `leads` (all in `zipcode`, locked by the caller, in arrival order) to
     the next eligible agency of the rotation; leads nobody can take become `unassigned`.
 
-    Runs inside the caller's transaction.
+    `use_coverage_cache` lets a lead of a ZIP code nobody covers skip the locks (the hot
+    path of new leads); retries read the database, so a stale cache entry delays a lead
+    by one sweep at most. Runs inside the caller's transaction.
     """
+    if use_coverage_cache and not zipcode_is_covered(zipcode, now=now):
+        outcome = Outcome(unassigned=list(leads))
+        record_outcome(outcome, now=now)
+        return outcome
     cursor = lock_cursor(zipcode)
     candidates = lock_candidates(zipcode, now=now)
     previously_offered = defaultdict(set)
@@ -266,7 +304,7 @@ def distribute_lead(*, lead_id: int, now: datetime) -> Lead | None:
     lead = Lead.objects.select_for_update().filter(pk=lead_id).first()
     if lead is None or lead.status not in DISTRIBUTABLE:
         return lead
-    distribute_in_zipcode(zipcode=lead.zipcode, leads=[lead], now=now)
+    distribute_in_zipcode(zipcode=lead.zipcode, leads=[lead], now=now, use_coverage_cache=True)
     return lead
 
 
@@ -585,5 +623,14 @@ def retry_unassigned_in(zipcodes) -> None:
     from .tasks import redistribute_leads
 
     zipcodes = sorted(set(zipcodes))
-    if zipcodes:
-        enqueue_on_commit(redistribute_leads, zipcodes=zipcodes)
+    if not zipcodes:
+        return
+
+    def forget_coverage():
+        try:
+            cache.delete_many([_coverage_key(zipcode) for zipcode in zipcodes])
+        except Exception:  # entries expire on their own; the minute sweep retries meanwhile
+            logger.warning("coverage cache unavailable", exc_info=True)
+
+    transaction.on_commit(forget_coverage)
+    enqueue_on_commit(redistribute_leads, zipcodes=zipcodes)

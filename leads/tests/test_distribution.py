@@ -341,3 +341,22 @@ def test_renewal_resets_the_cap_and_retries_the_zipcodes(redistributions, django
     assert ["10001"] in redistributions
     assert Offer.objects.get(lead=waiting).agency == capped
     assert Notification.objects.filter(agency=capped, kind=NotificationKind.SUBSCRIPTION_RENEWED).exists()
+
+
+def test_a_zipcode_nobody_covers_is_cached_and_forgotten_when_coverage_grows(
+    django_assert_max_num_queries, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr("leads.tasks.redistribute_leads.apply_async", lambda kwargs: None)
+    distribute(LeadFactory())  # caches "nobody covers 10001"
+    second = LeadFactory()
+
+    # savepoint, lock the lead, mark it unassigned, release: no cursor, no territories
+    with django_assert_max_num_queries(4):
+        distribute(second)
+    with django_capture_on_commit_callbacks(execute=True):
+        agency = subscribed_agency("10001")
+    third = LeadFactory()
+    distribute(third)
+
+    assert Offer.objects.get(lead=third).agency == agency
+    assert not RotationCursor.objects.filter(zipcode="99999").exists()

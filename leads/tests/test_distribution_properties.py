@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
+from django.test import TestCase
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -79,9 +80,14 @@ class DistributionMachine(RuleBasedStateMachine):
     )
     def subscribe(self, agency, zipcodes, capped):
         if self.live_subscription(self.agencies[agency]) is None:
-            subscription_services.subscribe(
-                agency=self.agencies[agency], plan_id=self.plans[capped].pk, zipcodes=sorted(zipcodes), now=self.now
-            )
+            # Run the after-commit work (cache invalidation, retries) as a commit would.
+            with TestCase.captureOnCommitCallbacks(execute=True):
+                subscription_services.subscribe(
+                    agency=self.agencies[agency],
+                    plan_id=self.plans[capped].pk,
+                    zipcodes=sorted(zipcodes),
+                    now=self.now,
+                )
         self.tick()
 
     @rule(agency=st.integers(0, AGENCIES - 1))
