@@ -116,7 +116,7 @@ else:
 # --- Celery ------------------------------------------------------------------------------
 # Without REDIS_URL tasks run in-process right after the commit that enqueued them.
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = False

@@ -50,9 +50,11 @@ def create_lead(*, portal, values: dict, idempotency_key: str, now: datetime) ->
 # The webhook's hot path: raw SQL skips ~1 ms of ORM compilation per lead. One branch per
 # contact field, each served by its (zipcode, contact, received_at) index; an OR of the two
 # would scan every recent lead of the ZIP code.
+# Each branch is wrapped in a derived table so the UNION is valid on SQLite as well.
 _ORIGINAL_BRANCH = (
-    "(SELECT id, received_at FROM leads_lead WHERE zipcode = %s AND {field} = %s AND received_at >= %s"
-    " AND NOT is_test AND status <> 'duplicate' ORDER BY received_at, id LIMIT 1)"
+    "SELECT id, received_at FROM (SELECT id, received_at FROM leads_lead WHERE zipcode = %s AND {field} = %s"
+    " AND received_at >= %s AND NOT is_test AND status <> 'duplicate'"
+    " ORDER BY received_at, id LIMIT 1) AS {field}_match"
 )
 
 

@@ -1,4 +1,4 @@
-"""Demo data for a first look: a staff admin and subscription plans (and, as the product grows, a portal, agencies).
+"""Demo data for a first look: a staff admin, subscription plans, two agencies and a portal.
 
 Idempotent: running it again keeps what exists and prints the same credentials.
 """
@@ -6,6 +6,7 @@ Idempotent: running it again keeps what exists and prints the same credentials.
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from agencies.demo import DEMO_AGENCY_PASSWORD, DEMO_ZIPCODES, ensure_demo_agencies
 from agencies.models import User
 from portals.demo import ensure_demo_portal
 from subscriptions.demo import ensure_demo_plans
@@ -15,7 +16,7 @@ DEMO_ADMIN_PASSWORD = "demo-admin-password"
 
 
 class Command(BaseCommand):
-    help = "Creates demo data (staff admin, plans, ...) and prints how to use it."
+    help = "Creates demo data (staff admin, plans, agencies, a portal) and prints how to use it."
 
     def add_arguments(self, parser):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="Where the server listens.")
@@ -33,5 +34,11 @@ class Command(BaseCommand):
         self.stdout.write(f"  Staff admin: {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}  ({base_url}/admin/)")
         self.stdout.write(
             f"  Plans: {', '.join(plan.name for plan in plans)}  ({base_url}/api/mobile/subscription/plans)"
+        )
+        agencies = ensure_demo_agencies(plan=next(plan for plan in plans if plan.name == "Growth"))
+        self.stdout.write(
+            f"  Agencies (mobile app login, password {DEMO_AGENCY_PASSWORD}): "
+            + ", ".join(agency.user.email for agency in agencies)
+            + f"; both cover ZIP codes {', '.join(DEMO_ZIPCODES)}"
         )
         ensure_demo_portal(actor=admin, base_url=base_url, write=self.stdout.write)
