@@ -305,3 +305,20 @@ def test_metrics_count_offers_and_time_to_accept(client, django_capture_on_commi
         sample(after, "leadmarket_offer_time_to_accept_seconds_count")
         == sample(before, "leadmarket_offer_time_to_accept_seconds_count") + 1
     )
+
+
+def test_metrics_record_celery_task_outcomes_and_durations(client):
+    from agencies.tasks import sweep_unpushed_notifications
+
+    before = scrape(client)
+
+    sweep_unpushed_notifications.apply()
+    after = scrape(client)
+
+    task = "agencies.tasks.sweep_unpushed_notifications"
+    assert sample(after, "leadmarket_celery_tasks_total", task=task, outcome="success") == (
+        sample(before, "leadmarket_celery_tasks_total", task=task, outcome="success") + 1
+    )
+    assert sample(after, "leadmarket_celery_task_seconds_count", task=task) == (
+        sample(before, "leadmarket_celery_task_seconds_count", task=task) + 1
+    )
