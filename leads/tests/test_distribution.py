@@ -360,3 +360,33 @@ def test_a_zipcode_nobody_covers_is_cached_and_forgotten_when_coverage_grows(
 
     assert Offer.objects.get(lead=third).agency == agency
     assert not RotationCursor.objects.filter(zipcode="99999").exists()
+
+
+def test_an_offer_enqueues_its_push_only_after_commit(monkeypatch, django_capture_on_commit_callbacks):
+    agency = subscribed_agency("10001")
+    lead = LeadFactory()
+    pushed = []
+    monkeypatch.setattr("agencies.tasks.push_notifications.apply_async", lambda kwargs: pushed.append(kwargs))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        distribute(lead)
+        assert pushed == []
+
+    notification = Notification.objects.get(agency=agency, kind=NotificationKind.LEAD_OFFERED)
+    assert pushed == [{"notification_ids": [notification.pk]}]
+
+
+def test_a_broker_outage_never_loses_or_rolls_back_the_offer(monkeypatch, django_capture_on_commit_callbacks):
+    subscribed_agency("10001")
+    lead = LeadFactory()
+
+    def broker_down(kwargs):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr("agencies.tasks.push_notifications.apply_async", broker_down)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        distribute(lead)
+
+    assert Offer.objects.filter(lead=lead, status=OfferStatus.OFFERED).exists()
+    assert Notification.objects.get().push_status == "pending"  # the sweeper pushes it later

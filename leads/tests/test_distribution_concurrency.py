@@ -147,3 +147,32 @@ def test_concurrent_redistribution_runs_offer_each_lead_once():
 
     assert Offer.objects.count() == len(leads)
     assert Offer.objects.values("lead").distinct().count() == len(leads)
+
+
+def test_a_busy_zipcode_does_not_hold_up_the_others():
+    subscribed_agency("10001", "90210")
+    busy, other = LeadFactory(zipcode="10001"), LeadFactory(zipcode="90210")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_busy_zipcode():
+        from django.db import transaction
+
+        with transaction.atomic():
+            distribution.lock_cursor("10001")
+            locked.set()
+            release.wait(timeout=30)
+        distribution.distribute_lead(lead_id=busy.pk, now=timezone.now())
+
+    def distribute_elsewhere():
+        locked.wait(timeout=30)
+        started = timezone.now()
+        distribution.distribute_lead(lead_id=other.pk, now=timezone.now())
+        elapsed = (timezone.now() - started).total_seconds()
+        release.set()
+        return elapsed
+
+    _, elapsed = in_threads([hold_the_busy_zipcode, distribute_elsewhere], workers=2)
+
+    assert elapsed < 20  # blocked, it would wait out the holder's 30 s timeout
+    assert Offer.objects.filter(lead=other).exists()
+    assert Offer.objects.filter(lead=busy).exists()
