@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group, Permission, update_last_login
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -69,6 +69,7 @@ def log_in(*, email: str, password: str, realm: Realm) -> tuple[User, dict[str, 
         raise AuthenticationFailed(INVALID_CREDENTIALS, code="invalid_credentials")
     if not user_may_authenticate(user):
         raise AuthenticationFailed("The account is disabled or suspended.", code="user_inactive")
+    update_last_login(None, user)
     return user, issue_tokens(user, realm)
 
 

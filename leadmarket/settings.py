@@ -68,6 +68,7 @@ MIDDLEWARE = [
 ROOT_URLCONF = "leadmarket.urls"
 WSGI_APPLICATION = "leadmarket.wsgi.application"
 APPEND_SLASH = False  # API paths have no trailing slash and a POST cannot follow a redirect
+CSRF_FAILURE_VIEW = "leadmarket.api.views.csrf_failure"
 
 TEMPLATES = [
     {
@@ -288,6 +289,12 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # Django's own console handler would print each of its records a second time.
+        "django": {"handlers": [], "propagate": True},
+        # In-process tasks (no REDIS_URL) would interleave a line per task with the server's output.
+        "celery.app.trace": {"level": "INFO" if REDIS_URL else "WARNING"},
+    },
 }
 
 # --- Security ----------------------------------------------------------------------------

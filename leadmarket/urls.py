@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from agencies.urls import admin_urlpatterns as agency_admin_urls
@@ -40,6 +41,7 @@ api_urlpatterns = [
 ]
 
 urlpatterns = [
+    path("", RedirectView.as_view(url="/api/docs/", permanent=False)),
     path("api/", include(api_urlpatterns)),
     path("admin/", admin.site.urls),
     path("health/live", health.live, name="health-live"),

@@ -232,6 +232,15 @@ def distribute_in_zipcode(
     return outcome
 
 
+def _offer_body(lead: Lead) -> str:
+    kind = f"{lead.lead_type} lead" if lead.lead_type else "Lead"
+    place = ", ".join(part for part in (lead.city, lead.state) if part)
+    return (
+        f"{kind.capitalize()} in {lead.zipcode}{f' ({place})' if place else ''}. "
+        f"Accept it within {settings.OFFER_TIMEOUT_MINUTES} minutes."
+    )
+
+
 def record_outcome(outcome: Outcome, *, now: datetime) -> None:
     """Stores the offers, moves the leads' status, and notifies the agencies after commit."""
     Offer.objects.bulk_create(outcome.offers)
@@ -255,8 +264,7 @@ def record_outcome(outcome: Outcome, *, now: datetime) -> None:
                 "agency_id": offer.agency_id,
                 "kind": NotificationKind.LEAD_OFFERED,
                 "title": "New lead waiting for you",
-                "body": f"A {offer.lead.lead_type or 'new'} lead in {offer.lead.zipcode} "
-                f"({offer.lead.city or offer.lead.state}). Accept it within {settings.OFFER_TIMEOUT_MINUTES} minutes.",
+                "body": _offer_body(offer.lead),
                 "data": {"lead_id": offer.lead_id, "offer_id": offer.pk},
             }
             for offer in outcome.offers
@@ -531,7 +539,7 @@ def assign_lead(
         raise NotFound("Lead not found.")
     if lead.status == LeadStatus.ACCEPTED or (lead.status in (LeadStatus.DUPLICATE, LeadStatus.TEST) and not force):
         raise LeadNotDistributable(
-            f"A {lead.status} lead cannot be distributed"
+            f"The lead is {lead.status} and cannot be distributed"
             + ("." if lead.status == LeadStatus.ACCEPTED else "; use force to override.")
         )
     before = {"status": lead.status}

@@ -11,11 +11,8 @@ from .models import Portal
 
 DEMO_CODE = "demo"
 DEMO_LEAD = {
-    "external_id": "demo-1",
     "first_name": "Ada",
     "last_name": "Lovelace",
-    "email": "ada@example.com",
-    "phone": "(212) 555-0100",
     "zipcode": "10001",
     "lead_type": "auto",
     "tcpa_consent": True,
@@ -33,10 +30,13 @@ def ensure_demo_portal(*, actor, base_url: str, write=print) -> str:
     else:
         key = services.rotate_portal_key(actor=actor, portal_id=portal.pk, now=now, revoke_previous=True).api_key
     url = f"{base_url}/api/webhooks/{DEMO_CODE}"
+    # A new external id and email on every run: the same ones again would be a re-send or a duplicate.
+    stamp = now.strftime("%Y%m%d%H%M%S")
+    lead = {"external_id": f"demo-{stamp}", "email": f"ada+{stamp}@example.com", **DEMO_LEAD}
     write(f"  Demo portal '{DEMO_CODE}': API key {key}  (a new key on every run; older ones are revoked)")
     write("  First lead:")
     write(
         f"    curl -s -X POST {url} -H 'Content-Type: application/json' -H 'X-API-Key: {key}' "
-        f"-d {shlex.quote(json.dumps(DEMO_LEAD))}"
+        f"-d {shlex.quote(json.dumps(lead))}"
     )
     return key

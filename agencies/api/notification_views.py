@@ -1,6 +1,6 @@
+import django_filters
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.generics import ListAPIView
 
 from leadmarket.api.access import AgencyAPIView
@@ -38,23 +38,33 @@ class DeviceDetailView(AgencyAPIView):
         return ok(None, message="Device removed.")
 
 
+class NotificationFilter(django_filters.FilterSet):
+    unread = django_filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false")],
+        method="filter_unread",
+        help_text="true: only unread; false: only read.",
+    )
+
+    class Meta:
+        model = Notification
+        fields = ()
+
+    def filter_unread(self, notifications, name, value):
+        return notifications.unread() if value == "true" else notifications.exclude(read_at__isnull=True)
+
+
 @extend_schema(tags=["mobile notifications"])
 class NotificationListView(AgencyAPIView, ListAPIView):
     """The agency's inbox, newest first, with the number of unread notifications."""
 
     serializer_class = NotificationSerializer
+    filterset_class = NotificationFilter
     queryset = Notification.objects.none()  # for the schema; requests use get_queryset
 
     def get_queryset(self):
-        notifications = Notification.objects.for_agency(self.request.user.agency)
-        if self.request.query_params.get("unread") in ("1", "true", "yes"):
-            notifications = notifications.unread()
-        return notifications.order_by("-created_at", "-id")
+        return Notification.objects.for_agency(self.request.user.agency).order_by("-created_at", "-id")
 
-    @extend_schema(
-        parameters=[OpenApiParameter("unread", OpenApiTypes.BOOL, description="Only unread notifications.")],
-        responses={200: NotificationPageSerializer},
-    )
+    @extend_schema(responses={200: NotificationPageSerializer})
     def get(self, request, *args, **kwargs):
         response = self.list(request, *args, **kwargs)
         response.data["unread_count"] = Notification.objects.for_agency(request.user.agency).unread().count()

@@ -1,4 +1,5 @@
 from django.contrib.auth.models import Group
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from leadmarket.api.inputs import PhoneField, StrictInput
@@ -51,11 +52,23 @@ class RoleCreateInput(serializers.Serializer):
     permissions = serializers.ListField(child=serializers.CharField(max_length=200), max_length=500)
 
 
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string"}]})
+class RoleField(serializers.Field):
+    """A role given by its id (as the role list shows it) or by its name."""
+
+    def to_internal_value(self, data):
+        lookup = {"pk": int(data)} if isinstance(data, int) or str(data).isdigit() else {"name__iexact": str(data)}
+        role = Group.objects.filter(**lookup).first() if not isinstance(data, bool) else None
+        if role is None:
+            raise serializers.ValidationError("Unknown role.")
+        return role
+
+
 class StaffUserCreateInput(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
     full_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
-    role = serializers.SlugRelatedField(slug_field="name", queryset=Group.objects.all())
+    role = RoleField(help_text="The role's id or name.")
 
 
 class AgencyRegisterInput(serializers.Serializer):

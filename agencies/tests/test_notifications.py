@@ -370,3 +370,10 @@ def test_inbox_query_count_does_not_grow(agency_client, agency):
         agency_client.get(INBOX)
 
     assert len(many) == len(few)
+
+
+def test_inbox_rejects_a_malformed_unread_filter(agency_client):
+    response = agency_client.get(INBOX, {"unread": "maybe"})
+
+    assert response.status_code == 400
+    assert "unread" in response.json()["errors"]

@@ -49,6 +49,16 @@ def test_create_staff_user_with_role_never_returns_the_hash(superadmin_client, a
     assert User.objects.get(email="ops@example.com").is_staff
     login = api_client.post("/api/admin/auth/login", {"email": "ops@example.com", "password": PASSWORD})
     assert login.status_code == 200
+    assert login.json()["data"]["user"]["last_login"] is not None
+
+
+def test_a_role_can_be_given_by_id(superadmin_client):
+    role = Group.objects.create(name="support")
+
+    response = superadmin_client.post(USERS, {"email": "s@example.com", "password": PASSWORD, "role": role.pk})
+
+    assert response.status_code == 201
+    assert response.json()["data"]["roles"] == ["support"]
 
 
 @pytest.mark.parametrize(

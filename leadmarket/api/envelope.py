@@ -34,7 +34,7 @@ def ok(data=None, *, message: str | None = None, status: int = 200, headers=None
 
 def failure_response(status: int, message: str, errors: dict | None = None, headers=None) -> JsonResponse:
     """An enveloped error for code that runs outside DRF (middleware, Django handlers)."""
-    response = JsonResponse(failure_body(message, errors), status=status)
+    response = JsonResponse(failure_body(message, errors), status=status, json_dumps_params={"separators": (",", ":")})
     for name, value in (headers or {}).items():
         response[name] = value
     return response

@@ -1,6 +1,8 @@
 """Django-level error handlers: enveloped JSON under /api/, Django's pages elsewhere."""
 
+from django.views import csrf as csrf_views
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 
 from .envelope import failure_response
 
@@ -27,8 +29,15 @@ def not_found(request, exception):
     return defaults.page_not_found(request, exception)
 
 
+@csrf_exempt  # an unknown path is a 404 for every method, not a CSRF page
 def api_not_found(request, *args, **kwargs):
     return failure_response(404, "Not found.")
+
+
+def csrf_failure(request, reason=""):
+    if _is_api(request):
+        return failure_response(403, "CSRF verification failed.")
+    return csrf_views.csrf_failure(request, reason=reason)
 
 
 def server_error(request):

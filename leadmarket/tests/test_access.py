@@ -39,3 +39,10 @@ def test_a_method_without_a_declared_permission_is_refused_even_for_superusers(s
 
     assert call("post", staff_user).status_code == 403
     assert call("get", staff_user).status_code == 200
+
+
+def test_a_method_the_view_does_not_have_is_405_not_403(staff_user):
+    staff_user.is_superuser = True
+
+    assert call("put", staff_user).status_code == 405
+    assert call("options", staff_user).status_code == 200

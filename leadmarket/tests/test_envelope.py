@@ -108,3 +108,21 @@ def test_unknown_api_path_is_json_even_in_debug(api_client, settings):
     settings.DEBUG = True
 
     failure(api_client.post("/api/admin/nowhere/at/all", {}), 404)
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_unknown_api_path_is_an_enveloped_404_for_every_method_even_with_csrf_checks(method):
+    from django.test import Client
+
+    response = getattr(Client(enforce_csrf_checks=True), method)("/api/nowhere", "{}", content_type="application/json")
+
+    failure(response, 404)
+
+
+def test_a_csrf_failure_under_api_is_enveloped(rf):
+    from leadmarket.api.views import csrf_failure
+
+    response = csrf_failure(rf.post("/api/v1/agencies/profile"), reason="no cookie")
+
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"

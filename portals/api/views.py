@@ -171,12 +171,12 @@ class PortalPreviewView(StaffAPIView):
 class ReceptionFilter(django_filters.FilterSet):
     outcome = django_filters.ChoiceFilter(choices=ReceptionOutcome.choices)
     status = django_filters.NumberFilter(field_name="status_code")
-    received_from = django_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="gte")
-    received_to = django_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="lt")
+    received_after = django_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="gte")
+    received_before = django_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="lt")
 
     class Meta:
         model = Reception
-        fields = ("outcome", "status", "received_from", "received_to")
+        fields = ("outcome", "status", "received_after", "received_before")
 
 
 class PortalReceptionListView(StaffAPIView):
@@ -186,8 +186,8 @@ class PortalReceptionListView(StaffAPIView):
         parameters=[
             OpenApiParameter("outcome", str, enum=ReceptionOutcome.values),
             OpenApiParameter("status", int, description="HTTP status code answered"),
-            OpenApiParameter("received_from", str, description="ISO 8601, inclusive"),
-            OpenApiParameter("received_to", str, description="ISO 8601, exclusive"),
+            OpenApiParameter("received_after", str, description="ISO 8601, inclusive"),
+            OpenApiParameter("received_before", str, description="ISO 8601, exclusive"),
         ],
         responses={200: ReceptionSerializer(many=True), 400: ERROR, 404: ERROR},
         tags=["admin portals"],

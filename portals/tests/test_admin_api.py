@@ -208,8 +208,8 @@ def test_receptions_list_filters_and_keeps_its_query_count(staff, api_client):
         everything = assert_success(staff.get(url), 200)
     invalid = assert_success(staff.get(url, {"outcome": "invalid"}), 200)
     unauthorized = assert_success(staff.get(url, {"status": 401}), 200)
-    future = assert_success(staff.get(url, {"received_from": "2999-01-01T00:00:00Z"}), 200)
-    past = assert_success(staff.get(url, {"received_to": "2999-01-01T00:00:00Z"}), 200)
+    future = assert_success(staff.get(url, {"received_after": "2999-01-01T00:00:00Z"}), 200)
+    past = assert_success(staff.get(url, {"received_before": "2999-01-01T00:00:00Z"}), 200)
 
     assert len(many) == len(few)
     assert everything["count"] == 7

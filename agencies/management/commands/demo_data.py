@@ -33,7 +33,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  Staff admin: {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}  ({base_url}/admin/)")
         self.stdout.write(
-            f"  Plans: {', '.join(plan.name for plan in plans)}  ({base_url}/api/mobile/subscription/plans)"
+            f"  Plans: {', '.join(plan.name for plan in plans if plan.is_active)}"
+            f"  ({base_url}/api/mobile/subscription/plans)"
         )
         agencies = ensure_demo_agencies(plan=next(plan for plan in plans if plan.name == "Growth"))
         self.stdout.write(
