@@ -7,10 +7,11 @@ How a lead finds its agency (all inside one transaction):
 2. The ZIP code's RotationCursor row is created if needed and locked. This serialises
    distribution within the ZIP code, never across ZIP codes.
 3. The territories covering the ZIP code are read together with their subscriptions and
-   agencies, locked FOR NO KEY UPDATE in agency order. A concurrent unsubscribe, territory
-   removal, suspension or pause therefore either commits before (and is seen) or waits
-   until this offer is committed; locking in one order keeps two ZIP codes that share
-   agencies from deadlocking. The cap counts are read under the same locks, so they are exact.
+   agencies, locked FOR KEY SHARE in agency order. Distributions never wait for each
+   other on these rows, but an unsubscribe, a territory removal, a suspension or a pause
+   (all FOR UPDATE) either commits before (and is seen) or waits until this offer is
+   committed. Capped subscriptions are also taken in turn through an advisory lock per
+   subscription, in agency order, so their cap counts are exact.
 4. The eligible agencies, in a stable order (agency id), are: active, accepting leads,
    below their plan's cap for the current period, and never offered this lead before.
    The lead goes to the first eligible agency after the one that got the ZIP code's last
@@ -20,7 +21,9 @@ How a lead finds its agency (all inside one transaction):
 5. The offer records its decision trace; the lead becomes `offered` (or `unassigned` when
    nobody is eligible); the cursor moves; the agency's notification is pushed after commit.
 
-Lock order everywhere: lead rows, then the cursor, then territory/subscription/agency rows.
+Lock order everywhere: lead rows, then the cursor, then territory/subscription/agency
+rows, then cap locks. A transaction distributes in one ZIP code only: holding one ZIP
+code's cap locks while waiting for another ZIP code's cursor could deadlock.
 """
 
 import contextlib
@@ -32,7 +35,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Q
 
 from agencies.models import Agency, AgencyStatus, NotificationKind
@@ -41,7 +44,7 @@ from audit.services import record_action
 from leadmarket import metrics
 from leadmarket.celery import enqueue_on_commit
 from leadmarket.errors import Conflict, NotFound
-from subscriptions.models import Territory
+from subscriptions.models import LIVE_STATUSES, Plan, Subscription, Territory
 
 from .models import Lead, LeadStatus, Offer, OfferStatus, RejectReason, RotationCursor, SkipReason
 
@@ -91,27 +94,48 @@ def lock_cursor(zipcode: str) -> RotationCursor:
     return cursor
 
 
-def lock_candidates(zipcode: str, *, now: datetime) -> list[Candidate]:
-    """The agencies whose live subscriptions cover `zipcode` now, locked, with cap counts."""
-    territories = (
-        Territory.objects.covering(zipcode, now=now)
-        .select_related("subscription__plan", "subscription__agency")
-        .select_for_update(no_key=True, of=("self", "subscription", "subscription__agency"))
-        .order_by("subscription__agency_id", "subscription_id")
+# Cap counts are exact because distributions to one capped subscription take turns on
+# this advisory lock (namespace, subscription id); nothing else uses the namespace.
+CAP_LOCK_NAMESPACE = 7271
+
+
+def _candidates_sql(locking: bool) -> str:
+    territory, subscription = Territory._meta.db_table, Subscription._meta.db_table
+    agency, plan = Agency._meta.db_table, Plan._meta.db_table
+    live = ", ".join(["%s"] * len(LIVE_STATUSES))
+    sql = (
+        f"SELECT s.agency_id, s.id, a.status, a.accepting_leads, p.monthly_lead_cap"
+        f" FROM {territory} t JOIN {subscription} s ON s.id = t.subscription_id"
+        f" JOIN {agency} a ON a.id = s.agency_id JOIN {plan} p ON p.id = s.plan_id"
+        f" WHERE t.zipcode = %s AND s.status IN ({live})"
+        f" AND s.current_period_start <= %s AND s.current_period_end > %s"
+        f" ORDER BY s.agency_id, s.id"
     )
-    candidates = {}
-    periods = {}
-    for territory in territories:
-        subscription = territory.subscription
-        candidates[subscription.id] = Candidate(
-            agency_id=subscription.agency_id,
-            subscription_id=subscription.id,
-            agency_status=subscription.agency.status,
-            accepting_leads=subscription.agency.accepting_leads,
-            cap=subscription.plan.monthly_lead_cap,
-        )
-        periods[subscription.id] = subscription.current_period_start
-    capped = [sid for sid, candidate in candidates.items() if candidate.cap is not None]
+    # KEY SHARE: distributions in different ZIP codes never wait for each other, while an
+    # unsubscribe, a removed ZIP code, a suspension or a pause (which take FOR UPDATE)
+    # either commits first and is seen, or waits until this offer is committed.
+    return sql + " FOR KEY SHARE OF t, s, a" if locking else sql
+
+
+def lock_candidates(zipcode: str, *, now: datetime) -> list[Candidate]:
+    """The agencies whose live subscriptions cover `zipcode` now, locked, with exact cap counts."""
+    postgres = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        cursor.execute(_candidates_sql(postgres), [zipcode, *LIVE_STATUSES, now, now])
+        candidates = {
+            subscription_id: Candidate(
+                agency_id=agency_id,
+                subscription_id=subscription_id,
+                agency_status=status,
+                accepting_leads=accepting,
+                cap=cap,
+            )
+            for agency_id, subscription_id, status, accepting, cap in cursor.fetchall()
+        }
+        capped = [sid for sid, candidate in candidates.items() if candidate.cap is not None]
+        if postgres:
+            for subscription_id in capped:  # in agency order, like every other distribution
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CAP_LOCK_NAMESPACE, subscription_id])
     if capped:
         counts = (
             Offer.objects.counting_towards_cap()
@@ -252,10 +276,11 @@ def record_outcome(outcome: Outcome, *, now: datetime) -> None:
     offered_ids = [offer.lead_id for offer in outcome.offers]
     if offered_ids:
         Lead.objects.filter(id__in=offered_ids).update(status=LeadStatus.OFFERED, status_changed_at=now)
-    for lead in outcome.unassigned:
+    newly_unassigned = [lead for lead in outcome.unassigned if lead.status != LeadStatus.UNASSIGNED]
+    for lead in newly_unassigned:  # a retried lead keeps the time it became unassigned
         lead.status, lead.status_changed_at = LeadStatus.UNASSIGNED, now
-    if outcome.unassigned:
-        Lead.objects.filter(id__in=[lead.id for lead in outcome.unassigned]).update(
+    if newly_unassigned:
+        Lead.objects.filter(id__in=[lead.id for lead in newly_unassigned]).update(
             status=LeadStatus.UNASSIGNED, status_changed_at=now
         )
     notify_many(
@@ -295,13 +320,6 @@ class RedistributionSummary:
     examined: int = 0
 
 
-def _by_zipcode(leads: list[Lead]) -> dict[str, list[Lead]]:
-    groups: dict[str, list[Lead]] = defaultdict(list)
-    for lead in sorted(leads, key=lambda lead: (lead.received_at, lead.id)):
-        groups[lead.zipcode].append(lead)
-    return groups
-
-
 @transaction.atomic
 def distribute_lead(*, lead_id: int, now: datetime) -> Lead | None:
     """Offers a `new` or `unassigned` lead to the next eligible agency of its ZIP code.
@@ -316,15 +334,20 @@ def distribute_lead(*, lead_id: int, now: datetime) -> Lead | None:
     return lead
 
 
-def _expire_batch(*, now: datetime, filters: Q, batch_size: int) -> tuple[int, Outcome]:
-    """One transaction: expire overdue offers of a batch of leads and offer them on."""
+def _expire_in_zipcode(*, zipcode: str, now: datetime, filters: Q, batch_size: int) -> tuple[int, Outcome]:
+    """One transaction: expire the overdue offers of a batch of one ZIP code's leads and
+    offer those leads on."""
     with transaction.atomic():
         leads = list(
             Lead.objects.filter(
-                filters, status=LeadStatus.OFFERED, offers__status=OfferStatus.OFFERED, offers__expires_at__lte=now
+                filters,
+                zipcode=zipcode,
+                status=LeadStatus.OFFERED,
+                offers__status=OfferStatus.OFFERED,
+                offers__expires_at__lte=now,
             )
             .select_for_update(skip_locked=True, of=("self",))
-            .order_by("zipcode", "id")[:batch_size]
+            .order_by("received_at", "id")[:batch_size]
         )
         if not leads:
             return 0, Outcome()
@@ -346,60 +369,77 @@ def _expire_batch(*, now: datetime, filters: Q, batch_size: int) -> tuple[int, O
             ],
             now=now,
         )
-        outcome = Outcome()
-        for zipcode, group in _by_zipcode([offer.lead for offer in overdue]).items():
-            result = distribute_in_zipcode(zipcode=zipcode, leads=group, now=now)
-            outcome.offers += result.offers
-            outcome.unassigned += result.unassigned
-        return len(overdue), outcome
+        return len(overdue), distribute_in_zipcode(zipcode=zipcode, leads=[offer.lead for offer in overdue], now=now)
+
+
+def _add(summary: RedistributionSummary, outcome: Outcome) -> None:
+    summary.offered += len(outcome.offers)
+    summary.unassigned += len(outcome.unassigned)
 
 
 def expire_offers(
     *, now: datetime, filters: Q | None = None, limit: int | None = None, batch_size: int = BATCH_SIZE, progress=None
 ) -> RedistributionSummary:
     """Expires offers past their deadline and offers each lead to the next eligible agency
-    at once (or makes it `unassigned`). Safe to run concurrently: batches skip leads
-    another run holds."""
+    at once (or makes it `unassigned`), one ZIP code per transaction. One pass over the ZIP
+    codes with overdue offers; safe to run concurrently (batches skip leads another run
+    holds, which the next run picks up)."""
+    filters = filters or Q()
     summary = RedistributionSummary()
-    while limit is None or summary.expired < limit:
-        size = batch_size if limit is None else min(batch_size, limit - summary.expired)
-        expired, outcome = _expire_batch(now=now, filters=filters or Q(), batch_size=size)
-        if not expired:
-            break
-        summary.expired += expired
-        summary.offered += len(outcome.offers)
-        summary.unassigned += len(outcome.unassigned)
-        if progress:
-            progress(summary)
+    zipcodes = (
+        Lead.objects.filter(
+            filters, status=LeadStatus.OFFERED, offers__status=OfferStatus.OFFERED, offers__expires_at__lte=now
+        )
+        .values_list("zipcode", flat=True)
+        .distinct()
+        .order_by("zipcode")
+    )
+    for zipcode in list(zipcodes):
+        while limit is None or summary.expired < limit:
+            size = batch_size if limit is None else min(batch_size, limit - summary.expired)
+            expired, outcome = _expire_in_zipcode(zipcode=zipcode, now=now, filters=filters, batch_size=size)
+            if not expired:
+                break
+            summary.expired += expired
+            _add(summary, outcome)
+            if progress:
+                progress(summary)
     return summary
 
 
 def retry_unassigned(
     *, now: datetime, filters: Q | None = None, limit: int | None = None, batch_size: int = BATCH_SIZE, progress=None
 ) -> RedistributionSummary:
-    """Offers unassigned leads again, a batch of one ZIP code's leads per transaction
-    (one cursor lock and one eligibility read for many leads)."""
+    """Offers unassigned leads again: for each ZIP code that a live subscription holds, batches
+    of its leads, one transaction each (one cursor lock and one eligibility read for many
+    leads). ZIP codes nobody covers are not touched."""
+    filters = filters or Q()
     summary = RedistributionSummary()
-    after = ("", 0)
-    while limit is None or summary.examined < limit:
-        size = batch_size if limit is None else min(batch_size, limit - summary.examined)
-        with transaction.atomic():
-            leads = list(
-                Lead.objects.filter(filters or Q(), status=LeadStatus.UNASSIGNED)
-                .filter(Q(zipcode__gt=after[0]) | Q(zipcode=after[0], id__gt=after[1]))
-                .select_for_update(skip_locked=True)
-                .order_by("zipcode", "id")[:size]
-            )
-            if not leads:
-                break
-            after = (leads[-1].zipcode, leads[-1].id)
-            for zipcode, group in _by_zipcode(leads).items():
-                outcome = distribute_in_zipcode(zipcode=zipcode, leads=group, now=now)
-                summary.offered += len(outcome.offers)
-                summary.unassigned += len(outcome.unassigned)
-        summary.examined += len(leads)
-        if progress:
-            progress(summary)
+    zipcodes = (
+        Lead.objects.filter(
+            filters, status=LeadStatus.UNASSIGNED, zipcode__in=Territory.objects.live().values("zipcode")
+        )
+        .values_list("zipcode", flat=True)
+        .distinct()
+        .order_by("zipcode")
+    )
+    for zipcode in list(zipcodes):
+        after_id = 0
+        while limit is None or summary.examined < limit:
+            size = batch_size if limit is None else min(batch_size, limit - summary.examined)
+            with transaction.atomic():
+                leads = list(
+                    Lead.objects.filter(filters, zipcode=zipcode, status=LeadStatus.UNASSIGNED, id__gt=after_id)
+                    .select_for_update(skip_locked=True)
+                    .order_by("id")[:size]
+                )
+                if not leads:
+                    break
+                after_id = leads[-1].id
+                _add(summary, distribute_in_zipcode(zipcode=zipcode, leads=leads, now=now))
+            summary.examined += len(leads)
+            if progress:
+                progress(summary)
     return summary
 
 
@@ -542,7 +582,10 @@ def assign_lead(
             f"The lead is {lead.status} and cannot be distributed"
             + ("." if lead.status == LeadStatus.ACCEPTED else "; use force to override.")
         )
-    before = {"status": lead.status}
+    before = {"status": lead.status, "duplicate_of": lead.duplicate_of_id}
+    if lead.duplicate_of_id:  # forced: staff judged it a lead of its own
+        lead.duplicate_of = None
+        lead.save(update_fields=["duplicate_of"])
     withdrawn = _withdraw_live_offer(lead, now=now, reason="reassigned by staff")
     if agency_id is None:
         outcome = distribute_in_zipcode(zipcode=lead.zipcode, leads=[lead], now=now)
@@ -555,7 +598,7 @@ def assign_lead(
         action="lead.force_assigned" if force and agency_id else "lead.distributed_manually",
         target=lead,
         before=before,
-        after={"status": lead.status},
+        after={"status": lead.status, "duplicate_of": lead.duplicate_of_id},
         metadata={
             "agency_id": chosen,
             "requested_agency_id": agency_id,

@@ -117,12 +117,13 @@ class AdminLeadFilter(django_filters.FilterSet):
 
     def filter_search(self, leads, name, value):
         value = value.strip()
-        return leads.filter(
-            Q(email__iexact=value)
-            | Q(phone__contains=value.lstrip("+"))
-            | Q(last_name__iexact=value)
-            | Q(first_name__iexact=value)
-        )
+        if not value:
+            return leads
+        match = Q(email__iexact=value) | Q(last_name__iexact=value) | Q(first_name__iexact=value)
+        digits = "".join(character for character in value if character.isdigit())
+        if len(digits) >= 4:  # a phone number or a good part of one
+            match |= Q(phone__contains=digits)
+        return leads.filter(match)
 
 
 @extend_schema(tags=["admin leads"])

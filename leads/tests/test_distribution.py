@@ -353,13 +353,13 @@ def test_a_zipcode_nobody_covers_is_cached_and_forgotten_when_coverage_grows(
     # savepoint, lock the lead, mark it unassigned, release: no cursor, no territories
     with django_assert_max_num_queries(4):
         distribute(second)
+    assert not RotationCursor.objects.filter(zipcode="10001").exists()
     with django_capture_on_commit_callbacks(execute=True):
         agency = subscribed_agency("10001")
     third = LeadFactory()
     distribute(third)
 
     assert Offer.objects.get(lead=third).agency == agency
-    assert not RotationCursor.objects.filter(zipcode="99999").exists()
 
 
 def test_an_offer_enqueues_its_push_only_after_commit(monkeypatch, django_capture_on_commit_callbacks):
@@ -390,3 +390,33 @@ def test_a_broker_outage_never_loses_or_rolls_back_the_offer(monkeypatch, django
 
     assert Offer.objects.filter(lead=lead, status=OfferStatus.OFFERED).exists()
     assert Notification.objects.get().push_status == "pending"  # the sweeper pushes it later
+
+
+def test_force_distributing_a_duplicate_makes_it_a_lead_of_its_own(staff_user):
+    agency = subscribed_agency("10001")
+    original = LeadFactory(status=LeadStatus.ACCEPTED)
+    duplicate = LeadFactory(status=LeadStatus.DUPLICATE, duplicate_of=original)
+
+    distribution.assign_lead(
+        lead_id=duplicate.pk, actor=staff_user, agency_id=agency.pk, force=True, now=timezone.now()
+    )
+
+    duplicate.refresh_from_db()
+    assert duplicate.status == LeadStatus.OFFERED
+    assert duplicate.duplicate_of is None
+    entry = AuditLog.objects.get(action="lead.force_assigned")
+    assert entry.changes["duplicate_of"] == {"before": original.pk, "after": None}
+
+
+def test_retrying_leaves_a_still_unassigned_lead_and_uncovered_zipcodes_alone():
+    lonely = LeadFactory(zipcode="90210", status=LeadStatus.UNASSIGNED)
+    since = Lead.objects.get(pk=lonely.pk).status_changed_at
+    covered = LeadFactory(status=LeadStatus.UNASSIGNED)
+    agency = subscribed_agency("10001", accepting_leads=False)
+
+    distribution.redistribute_leads(now=timezone.now() + timedelta(minutes=1))
+
+    assert Lead.objects.get(pk=lonely.pk).status_changed_at == since
+    assert not RotationCursor.objects.filter(zipcode="90210").exists()
+    assert Lead.objects.get(pk=covered.pk).status == LeadStatus.UNASSIGNED
+    assert not Offer.objects.filter(agency=agency).exists()

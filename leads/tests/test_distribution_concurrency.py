@@ -149,8 +149,11 @@ def test_concurrent_redistribution_runs_offer_each_lead_once():
     assert Offer.objects.values("lead").distinct().count() == len(leads)
 
 
-def test_a_busy_zipcode_does_not_hold_up_the_others():
-    subscribed_agency("10001", "90210")
+@pytest.mark.parametrize("cap", [None, 100])
+def test_a_busy_zipcode_does_not_hold_up_the_others(cap):
+    """A shared agency: a 10001 distribution holding its locks does not block one in 90210
+    (an uncapped plan), and with a capped plan the 90210 one only waits for the cap."""
+    subscribed_agency("10001", "90210", cap=cap)
     busy, other = LeadFactory(zipcode="10001"), LeadFactory(zipcode="90210")
     locked, release = threading.Event(), threading.Event()
 
@@ -159,8 +162,9 @@ def test_a_busy_zipcode_does_not_hold_up_the_others():
 
         with transaction.atomic():
             distribution.lock_cursor("10001")
+            distribution.lock_candidates("10001", now=timezone.now())
             locked.set()
-            release.wait(timeout=30)
+            release.wait(timeout=30 if cap is None else 2)
         distribution.distribute_lead(lead_id=busy.pk, now=timezone.now())
 
     def distribute_elsewhere():
@@ -173,6 +177,9 @@ def test_a_busy_zipcode_does_not_hold_up_the_others():
 
     _, elapsed = in_threads([hold_the_busy_zipcode, distribute_elsewhere], workers=2)
 
-    assert elapsed < 20  # blocked, it would wait out the holder's 30 s timeout
+    if cap is None:
+        assert elapsed < 20  # blocked, it would wait out the holder's 30 s timeout
+    else:
+        assert elapsed >= 1.5  # the capped subscription's count is taken in turn
     assert Offer.objects.filter(lead=other).exists()
     assert Offer.objects.filter(lead=busy).exists()
