@@ -111,4 +111,3 @@ def test_staff_log_in_filter_leads_redistribute_one_and_open_the_dashboard(live_
     assert received_today.strip() == "4"
     assert Offer.objects.live().get(lead=target).agency_id == first.pk
     assert page.locator("svg.dashboard-chart rect.received").count() == 14
-
