@@ -192,3 +192,18 @@ def test_support_may_change_status_but_viewer_may_not(roles):
     assert_success(viewer.get(f"{AGENCIES}/{agency.pk}"), 200)
     assert_success(support.put(f"{AGENCIES}/{agency.pk}", {"status": "suspended"}), 200)
     assert Agency.objects.get(pk=agency.pk).status == AgencyStatus.SUSPENDED
+
+
+def test_suspending_again_moves_offers_still_live_to_the_suspended_agency(roles):
+    from agencies import services
+
+    staff = staff_with_role(roles["superadmin"])
+    suspended, other = subscribed_agency("10001", status=AgencyStatus.SUSPENDED), subscribed_agency("10001")
+    lead = LeadFactory()
+    distribution.assign_lead(lead_id=lead.pk, actor=staff, agency_id=suspended.pk, force=True, now=timezone.now())
+
+    services.set_agency_status(agency_id=suspended.pk, status=AgencyStatus.SUSPENDED, actor=staff, now=timezone.now())
+
+    assert Offer.objects.live().get(lead=lead).agency_id == other.pk
+    assert not AuditLog.objects.filter(action="agency.suspended").exists()  # no status change to record
+    assert AuditLog.objects.filter(action="agency.offers_withdrawn", actor=staff).exists()

@@ -5,7 +5,6 @@ with the admin action and opens the dashboard. Screenshots go to test-artifacts/
 `.ci/run` installs chromium; without it the test is skipped, saying so.
 """
 
-import os
 import shutil
 from pathlib import Path
 
@@ -18,10 +17,6 @@ from conftest import staff_with_role
 from leads import distribution
 from leads.models import Offer
 from leads.tests.factories import LeadFactory, subscribed_agency
-
-# Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
-# between browser steps are synchronous and safe.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -46,9 +41,13 @@ pytestmark = [
 
 
 @pytest.fixture
-def page():
+def page(monkeypatch):
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # between browser steps are synchronous and safe. Only for this test, never leaked to
+    # the processes other tests start (`check --deploy` refuses the variable).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
