@@ -1,8 +1,11 @@
 """Fixtures shared by every app's tests."""
 
 import contextlib
+import importlib
 
 import pytest
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
@@ -69,3 +72,21 @@ def staff_user(db):
 @pytest.fixture
 def staff_client(staff_user) -> APIClient:
     return client_for(staff_user, Realm.STAFF)
+
+
+ROLE_NAMES = ("superadmin", "operations", "support", "viewer")
+
+
+@pytest.fixture
+def roles(db) -> dict[str, Group]:
+    """The staff roles of the data migration; installed again if a transactional test's
+    flush removed them."""
+    if Group.objects.filter(name__in=ROLE_NAMES).count() < len(ROLE_NAMES):
+        importlib.import_module("agencies.migrations.0003_staff_roles").install_roles(django_apps)
+    return {group.name: group for group in Group.objects.filter(name__in=ROLE_NAMES)}
+
+
+def staff_with_role(role: Group, **fields):
+    user = StaffUserFactory(**fields)
+    user.groups.add(role)
+    return user

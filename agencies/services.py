@@ -1,4 +1,7 @@
-"""Agency accounts: registration, login, token refresh and profile changes."""
+"""Agency accounts: registration, login, token refresh, profile changes, staff changes
+(status: suspension and reactivation), and staff roles and users."""
+
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -12,7 +15,8 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from audit.services import record_action, snapshot
-from leads.distribution import retry_unassigned_in
+from leadmarket.errors import NotFound
+from leads.distribution import retry_unassigned_in, withdraw_agency_offers
 from subscriptions.models import Territory
 
 from .authentication import REALM_CLAIM, Realm, issue_tokens, user_belongs_to_realm, user_may_authenticate
@@ -21,6 +25,12 @@ from .models import Agency, AgencyStatus, User, normalize_email
 INVALID_CREDENTIALS = "Invalid email or password."
 DUPLICATE_EMAIL = "An account with this email already exists."
 PROFILE_FIELDS = ("business_name", "contact_name", "phone", "accepting_leads")
+STAFF_FIELDS = (*PROFILE_FIELDS, "status")
+STATUS_ACTIONS = {
+    AgencyStatus.SUSPENDED: "agency.suspended",
+    AgencyStatus.ACTIVE: "agency.reactivated",
+    AgencyStatus.PENDING: "agency.set_pending",
+}
 
 
 @transaction.atomic
@@ -122,6 +132,80 @@ def update_agency_profile(*, agency: Agency, changes: dict, ip: str | None = Non
         zipcodes = Territory.objects.live().filter(subscription__agency=agency).values_list("zipcode", flat=True)
         retry_unassigned_in(zipcodes)
     return agency
+
+
+def update_agency(*, agency_id: int, changes: dict, actor: User, now: datetime, ip: str | None = None) -> Agency:
+    """Staff change an agency's profile fields and its status (STAFF_FIELDS).
+
+    An agency that leaves `active` (suspended, or back to pending) is out of rotation as
+    soon as this returns, and its live offers have moved to the next eligible agency; one
+    that becomes active again (or resumes taking leads) is back in rotation, and the
+    unassigned leads of its ZIP codes are retried after commit.
+
+    Two transactions, so that no lock is ever taken against the engine's order (lead rows,
+    then the ZIP code's cursor, then territory/subscription/agency rows):
+
+    1. Lock the agency row, apply the changes, audit them, commit. Distribution reads the
+       agency under a row lock (FOR NO KEY UPDATE): one that already holds it finishes
+       first (this transaction waits for it, and its offer is seen in step 2); one that
+       comes after reads the committed status and skips the agency.
+    2. When a status was given and the agency is not active, `withdraw_agency_offers`
+       locks the leads of its live offers (by id), withdraws the offers and distributes
+       the leads, in the engine's order. No offer to the agency can appear after step 1.
+
+    Doing both in one transaction would lock the agency before the leads: a distribution
+    holding a lead and waiting for the agency row would deadlock with it. Locking the
+    leads first instead would miss offers made between reading them and locking the agency.
+    If step 2 fails, the agency is already out of rotation; repeating the call moves the
+    rest, and the expiry sweep would move them on anyway. Must not run inside another
+    transaction when `status` is given (step 1 must commit before step 2).
+
+    Raises NotFound, or ValidationError for a field outside STAFF_FIELDS or a bad value.
+    """
+    forbidden = sorted(set(changes) - set(STAFF_FIELDS))
+    if forbidden:
+        raise ValidationError({field: ["This field cannot be changed here."] for field in forbidden})
+    with transaction.atomic():
+        agency = Agency.objects.select_for_update().filter(pk=agency_id).first()
+        if agency is None:
+            raise NotFound("Agency not found.")
+        before = snapshot(agency, STAFF_FIELDS)
+        for field, value in changes.items():
+            setattr(agency, field, value)
+        agency.full_clean()
+        after = snapshot(agency, STAFF_FIELDS)
+        if after != before:
+            agency.save(update_fields=[*changes, "updated_at"])
+            status_changed = after["status"] != before["status"]
+            record_action(
+                actor=actor,
+                action=STATUS_ACTIONS[agency.status] if status_changed else "agency.updated",
+                target=agency,
+                before=before,
+                after=after,
+                ip=ip,
+            )
+            back_in_rotation = (status_changed or not before["accepting_leads"]) and (
+                agency.status == AgencyStatus.ACTIVE and agency.accepting_leads
+            )
+            if back_in_rotation:
+                zipcodes = (
+                    Territory.objects.live().filter(subscription__agency=agency).values_list("zipcode", flat=True)
+                )
+                retry_unassigned_in(zipcodes)
+    if "status" in changes and agency.status != AgencyStatus.ACTIVE:
+        withdraw_agency_offers(agency_id=agency.pk, actor=actor, now=now, reason=f"agency {agency.status}", ip=ip)
+    return agency
+
+
+def set_agency_status(
+    *, agency_id: int, status: AgencyStatus, actor: User, now: datetime, ip: str | None = None
+) -> Agency:
+    """Suspends or reactivates an agency (or sets it back to pending); see `update_agency`.
+
+    Suspending an agency that is already suspended moves any offer still live to it.
+    """
+    return update_agency(agency_id=agency_id, changes={"status": status}, actor=actor, now=now, ip=ip)
 
 
 def permissions_from_codes(codes: list[str]) -> list[Permission]:

@@ -15,6 +15,8 @@ admin_urlpatterns = [
     *slashless("auth/me", views.StaffMeView.as_view(), "admin-me"),
     *slashless("users", views.StaffUserListView.as_view(), "admin-users"),
     *slashless("roles", views.RoleListView.as_view(), "admin-roles"),
+    *slashless("agencies", views.AdminAgencyListView.as_view(), "admin-agencies"),
+    *slashless("agencies/<int:pk>", views.AdminAgencyDetailView.as_view(), "admin-agency"),
 ]
 
 app_urlpatterns = [

@@ -564,6 +564,75 @@ def _withdraw_live_offer(lead: Lead, *, now: datetime, reason: str) -> Offer | N
     return live
 
 
+@dataclass
+class Withdrawal:
+    withdrawn: int = 0
+    offered: int = 0
+    unassigned: int = 0
+
+
+def withdraw_agency_offers(
+    *, agency_id: int, actor, now: datetime, reason: str, ip: str | None = None, batch_size: int = BATCH_SIZE
+) -> Withdrawal:
+    """Withdraws every live offer of an agency taken out of rotation (suspended) and offers
+    each of those leads to the next eligible agency at once (or makes it `unassigned`).
+
+    One transaction per batch of one ZIP code's leads, taking locks in the engine's order:
+    the lead rows (by id), then the ZIP code's cursor and its territory/subscription/agency
+    rows. The caller must
+    have committed the agency's new status already, so no new offer to it can appear while
+    this runs (see `agencies.services.update_agency`). Idempotent: nothing live, nothing done.
+    Each batch is audited (`agency.offers_withdrawn`) in its own transaction.
+    """
+    summary = Withdrawal()
+    while True:
+        with transaction.atomic():
+            live_offers = Offer.objects.live().filter(agency_id=agency_id)
+            zipcode = live_offers.order_by("lead__zipcode").values_list("lead__zipcode", flat=True).first()
+            if zipcode is None:
+                return summary
+            lead_ids = list(
+                live_offers.filter(lead__zipcode=zipcode)
+                .order_by("lead_id")
+                .values_list("lead_id", flat=True)[:batch_size]
+            )
+            leads = list(Lead.objects.select_for_update().filter(id__in=lead_ids).order_by("id"))
+            # Under the lead locks: an offer may have been accepted or expired meanwhile.
+            live = list(Offer.objects.live().filter(agency_id=agency_id, lead__in=leads).order_by("lead_id"))
+            moving = {offer.lead_id for offer in live}
+            Offer.objects.filter(pk__in=[offer.pk for offer in live]).update(
+                status=OfferStatus.WITHDRAWN, responded_at=now
+            )
+            leads = [lead for lead in leads if lead.id in moving]
+            notify_many(
+                [
+                    {
+                        "agency_id": agency_id,
+                        "kind": NotificationKind.LEAD_REASSIGNED,
+                        "title": "Lead reassigned",
+                        "body": f"The lead in {lead.zipcode} is no longer yours to accept ({reason}).",
+                        "data": {"lead_id": lead.id},
+                    }
+                    for lead in leads
+                ],
+                now=now,
+            )
+            moved_to: dict[int, int | None] = {lead.id: None for lead in leads}
+            outcome = distribute_in_zipcode(zipcode=zipcode, leads=leads, now=now)
+            for offer in outcome.offers:
+                moved_to[offer.lead_id] = offer.agency_id
+            summary.offered += len(outcome.offers)
+            summary.unassigned += len(outcome.unassigned)
+            summary.withdrawn += len(live)
+            record_action(
+                actor=actor,
+                action="agency.offers_withdrawn",
+                target=Agency(pk=agency_id),
+                metadata={"reason": reason, "moved_to": {str(lead_id): to for lead_id, to in moved_to.items()}},
+                ip=ip,
+            )
+
+
 @transaction.atomic
 def assign_lead(
     *, lead_id: int, actor, agency_id: int | None = None, force: bool = False, now: datetime, ip: str | None = None

@@ -1,10 +1,12 @@
 """Reads of leads and offers that are more than a one-line queryset."""
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import connection, models
 from django.db.models import Count, F, OuterRef, Prefetch, Q, Subquery
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from portals.models import Reception
 
@@ -115,3 +117,92 @@ def distribution_stats(*, received_from: datetime | None, received_to: datetime 
         "currently_unassigned": Lead.objects.filter(status=LeadStatus.UNASSIGNED).count(),
         "awaiting_response": Offer.objects.live().count(),
     }
+
+
+@dataclass
+class Window:
+    label: str
+    start: datetime
+    received: int = 0
+    offered: int = 0
+    accepted: int = 0
+    unassigned: int = 0
+
+
+@dataclass
+class Dashboard:
+    now: datetime
+    windows: list[Window]
+    top_zipcodes: list[dict]
+    portals: list[dict]
+    days: list[dict]
+
+
+def dashboard_figures(*, now: datetime, top: int = 10, chart_days: int = 14) -> Dashboard:
+    """Today's and this week's distribution figures for the admin dashboard (days and weeks
+    start at midnight, Monday, in TIME_ZONE), in a constant number of queries.
+
+    received: leads that arrived; offered: offers made; accepted: offers accepted;
+    unassigned: leads that arrived and are unassigned now.
+    """
+    local = timezone.localtime(now)
+    today = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    windows = [Window("Today", today), Window("This week", today - timedelta(days=today.weekday()))]
+    oldest = min(window.start for window in windows)
+
+    leads = Lead.objects.filter(received_at__gte=oldest, received_at__lte=now)
+    offers = Offer.objects.filter(Q(offered_at__gte=oldest) | Q(responded_at__gte=oldest))
+    lead_counts = leads.aggregate(
+        **{
+            f"{key}_{n}": Count("id", filter=Q(received_at__gte=window.start, **extra))
+            for n, window in enumerate(windows)
+            for key, extra in (("received", {}), ("unassigned", {"status": LeadStatus.UNASSIGNED}))
+        }
+    )
+    offer_counts = offers.aggregate(
+        **{
+            f"{key}_{n}": Count("id", filter=condition)
+            for n, window in enumerate(windows)
+            for key, condition in (
+                ("offered", Q(offered_at__gte=window.start)),
+                ("accepted", Q(status=OfferStatus.ACCEPTED, responded_at__gte=window.start)),
+            )
+        }
+    )
+    for n, window in enumerate(windows):
+        window.received, window.unassigned = lead_counts[f"received_{n}"], lead_counts[f"unassigned_{n}"]
+        window.offered, window.accepted = offer_counts[f"offered_{n}"], offer_counts[f"accepted_{n}"]
+
+    week = leads.filter(received_at__gte=windows[1].start)
+    first_day = today - timedelta(days=chart_days - 1)
+    per_day = {
+        row["day"]: row
+        for row in Lead.objects.filter(received_at__gte=first_day, received_at__lte=now)
+        .annotate(day=TruncDate("received_at"))
+        .values("day")
+        .annotate(received=Count("id"), accepted=Count("id", filter=Q(status=LeadStatus.ACCEPTED)))
+        .order_by("day")
+    }
+    days = []
+    for offset in range(chart_days):
+        day = (first_day + timedelta(days=offset)).date()
+        row = per_day.get(day, {})
+        days.append({"day": day, "received": row.get("received", 0), "accepted": row.get("accepted", 0)})
+    return Dashboard(
+        now=now,
+        windows=windows,
+        top_zipcodes=list(
+            week.values("zipcode")
+            .annotate(received=Count("id"), accepted=Count("id", filter=Q(status=LeadStatus.ACCEPTED)))
+            .order_by("-received", "zipcode")[:top]
+        ),
+        portals=list(
+            leads.values("portal_id", portal_code=F("portal__code"))
+            .annotate(
+                today=Count("id", filter=Q(received_at__gte=windows[0].start)),
+                week=Count("id", filter=Q(received_at__gte=windows[1].start)),
+            )
+            .order_by("-week", "portal_code")
+        ),
+        days=days,
+    )

@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from leadmarket.api.client import client_ip
 from leads.standard import LEAD_FIELDS
 
 from . import mapping as mapping_engine
@@ -72,9 +73,9 @@ class PortalAdmin(admin.ModelAdmin):
         data = {name: form.cleaned_data[name] for name in services.CONFIG_FIELDS if name in form.cleaned_data}
         now = timezone.now()
         if change:
-            services.update_portal(actor=request.user, portal_id=obj.pk, data=data, now=now)
+            services.update_portal(actor=request.user, portal_id=obj.pk, data=data, now=now, ip=client_ip(request))
         else:
-            issued = services.create_portal(actor=request.user, data=data, now=now)
+            issued = services.create_portal(actor=request.user, data=data, now=now, ip=client_ip(request))
             obj.pk = issued.portal.pk
             self._show_credentials(request, issued)
 
@@ -87,7 +88,9 @@ class PortalAdmin(admin.ModelAdmin):
     @admin.action(description="Rotate the API key (the previous key stays live)", permissions=["rotate"])
     def rotate_key(self, request, queryset):
         for portal in queryset.order_by("code", "id"):
-            issued = services.rotate_portal_key(actor=request.user, portal_id=portal.pk, now=timezone.now())
+            issued = services.rotate_portal_key(
+                actor=request.user, portal_id=portal.pk, now=timezone.now(), ip=client_ip(request)
+            )
             self._show_credentials(request, issued)
 
     def has_rotate_permission(self, request):
@@ -188,7 +191,9 @@ class ReceptionAdmin(admin.ModelAdmin):
     def replay(self, request, queryset):
         for reception in queryset.order_by("received_at", "id"):
             try:
-                result = services.replay_reception(actor=request.user, reception_id=reception.pk, now=timezone.now())
+                result = services.replay_reception(
+                    actor=request.user, reception_id=reception.pk, now=timezone.now(), ip=client_ip(request)
+                )
             except services.ReceptionNotReplayable as exc:
                 messages.error(request, f"Reception {reception.pk}: {exc.message}")
                 continue
@@ -199,3 +204,24 @@ class ReceptionAdmin(admin.ModelAdmin):
 
     def has_replay_permission(self, request):
         return request.user.has_perm("portals.replay_reception")
+
+
+@admin.register(PortalKey)
+class PortalKeyAdmin(admin.ModelAdmin):
+    """Read-only: keys are issued and revoked by rotating them on the portal (stored hashed)."""
+
+    list_display = ("portal", "prefix", "created_at", "revoked_at")
+    list_select_related = ("portal",)
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "portal")
+    search_fields = ("portal__code", "prefix")
+    fields = ("portal", "prefix", "created_at", "revoked_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

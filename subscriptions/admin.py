@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils import timezone
 
+from leadmarket.api.client import client_ip
 from leadmarket.errors import DomainError
 
 from . import selectors, services
@@ -44,25 +45,27 @@ class PlanAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             changes = {field: form.cleaned_data[field] for field in form.changed_data if field in PLAN_FIELDS}
-            services.update_plan(actor=request.user, plan_id=obj.pk, changes=changes)
+            services.update_plan(actor=request.user, plan_id=obj.pk, changes=changes, ip=client_ip(request))
         else:
             plan = services.create_plan(
-                actor=request.user, fields={field: getattr(obj, field) for field in PLAN_FIELDS}
+                actor=request.user, fields={field: getattr(obj, field) for field in PLAN_FIELDS}, ip=client_ip(request)
             )
             obj.pk = plan.pk
 
     def delete_model(self, request, obj):
         # The admin refuses on its own to delete a plan that subscriptions refer to.
-        services.delete_plan(actor=request.user, plan_id=obj.pk)
+        services.delete_plan(actor=request.user, plan_id=obj.pk, ip=client_ip(request))
 
     def delete_queryset(self, request, queryset):
         for plan in queryset:
-            services.delete_plan(actor=request.user, plan_id=plan.pk)
+            services.delete_plan(actor=request.user, plan_id=plan.pk, ip=client_ip(request))
 
     @admin.action(description="Deactivate (hide from the catalogue; subscribers keep it)", permissions=["change"])
     def deactivate(self, request, queryset):
         for plan in queryset.filter(is_active=True):
-            services.update_plan(actor=request.user, plan_id=plan.pk, changes={"is_active": False})
+            services.update_plan(
+                actor=request.user, plan_id=plan.pk, changes={"is_active": False}, ip=client_ip(request)
+            )
 
 
 class TerritoryInline(admin.TabularInline):
@@ -142,7 +145,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         for subscription in queryset.live().select_related("agency"):
             try:
                 services.cancel_subscription(
-                    agency=subscription.agency, immediate=immediate, now=now, actor=request.user
+                    agency=subscription.agency, immediate=immediate, now=now, actor=request.user, ip=client_ip(request)
                 )
             except DomainError as exc:
                 self.message_user(request, f"{subscription.agency}: {exc.message}", messages.WARNING)
@@ -156,6 +159,35 @@ class SubscriptionAdmin(admin.ModelAdmin):
         self._cancel(request, queryset, immediate=True)
 
 
+@admin.register(Territory)
+class TerritoryAdmin(admin.ModelAdmin):
+    """Read-only: agencies add and remove ZIP codes through the app (billed by the services)."""
+
+    list_display = ("zipcode", "city", "state", "agency", "subscription_status", "created_at")
+    list_select_related = ("subscription__agency",)
+    list_filter = ("subscription__status", "state")
+    search_fields = ("=zipcode", "city", "subscription__agency__business_name")
+    fields = ("subscription", "zipcode", "city", "state", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="agency", ordering="subscription__agency__business_name")
+    def agency(self, territory: Territory):
+        return territory.subscription.agency
+
+    @admin.display(description="subscription", ordering="subscription__status")
+    def subscription_status(self, territory: Territory) -> str:
+        return territory.subscription.get_status_display()
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(admin.ModelAdmin):
     """Read-only: the ledger is corrected with new entries, never edited."""
@@ -165,6 +197,18 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     list_filter = ("kind", "reason", "created_at")
     search_fields = ("agency__business_name", "agency__user__email", "reference", "description")
     date_hierarchy = "created_at"
+    readonly_fields = (
+        "agency",
+        "subscription",
+        "kind",
+        "reason",
+        "reference",
+        "amount",
+        "description",
+        "period_start",
+        "period_end",
+        "created_at",
+    )
 
     def has_add_permission(self, request):
         return False

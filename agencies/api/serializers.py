@@ -3,8 +3,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from leadmarket.api.inputs import PhoneField, StrictInput
+from subscriptions.api.serializers import SubscriptionSerializer
+from subscriptions.models import Territory
 
-from ..models import Agency, Device, DevicePlatform, Notification, User
+from ..models import Agency, AgencyStatus, Device, DevicePlatform, Notification, User
 
 
 class AgencySerializer(serializers.ModelSerializer):
@@ -142,3 +144,91 @@ class NotificationPageSerializer(serializers.Serializer):
 
 class MarkedReadSerializer(serializers.Serializer):
     marked_read = serializers.IntegerField()
+
+
+# --- Staff: agencies ---------------------------------------------------------------------
+
+
+class AgencySubscriptionSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="live_subscription_id")
+    plan = serializers.CharField(source="live_plan_name")
+    status = serializers.CharField(source="live_subscription_status")
+    zipcode_count = serializers.IntegerField(source="live_zipcode_count")
+    current_period_end = serializers.DateTimeField(source="live_period_end")
+
+
+class AgencyLeadCountsSerializer(serializers.Serializer):
+    offered = serializers.IntegerField(source="leads_offered", help_text="Offers ever made to the agency.")
+    awaiting = serializers.IntegerField(source="leads_awaiting", help_text="Live offers waiting for its answer.")
+    accepted = serializers.IntegerField(source="leads_accepted")
+
+
+class AdminAgencySerializer(AgencySerializer):
+    """An agency in the staff list; reads the annotations of `selectors.admin_agencies()`."""
+
+    subscription = serializers.SerializerMethodField()
+    leads = AgencyLeadCountsSerializer(source="*", read_only=True)
+
+    class Meta(AgencySerializer.Meta):
+        fields = (*AgencySerializer.Meta.fields, "subscription", "leads")
+        read_only_fields = fields
+
+    @extend_schema_field(AgencySubscriptionSummarySerializer(allow_null=True))
+    def get_subscription(self, agency: Agency) -> dict | None:
+        if agency.live_subscription_id is None:
+            return None
+        return AgencySubscriptionSummarySerializer(agency).data
+
+
+class TerritoryOfAgencySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Territory
+        fields = ("zipcode", "city", "state", "created_at")
+        read_only_fields = fields
+
+
+class AgencyRecentLeadSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="lead_id")
+    zipcode = serializers.CharField(source="lead.zipcode")
+    lead_type = serializers.CharField(source="lead.lead_type")
+    received_at = serializers.DateTimeField(source="lead.received_at")
+    offer_status = serializers.CharField(source="status")
+    offered_at = serializers.DateTimeField()
+    responded_at = serializers.DateTimeField(allow_null=True)
+
+
+class AgencyOfferStatsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    offered = serializers.IntegerField(help_text="Still waiting for the agency's answer.")
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    expired = serializers.IntegerField()
+    withdrawn = serializers.IntegerField()
+    acceptance_rate = serializers.FloatField(allow_null=True, help_text="accepted / (accepted + rejected + expired)")
+
+
+class AdminAgencyDetailSerializer(serializers.Serializer):
+    """Reads an `AgencyOverview`."""
+
+    agency = AgencySerializer()
+    subscription = SubscriptionSerializer(allow_null=True)
+    territories = TerritoryOfAgencySerializer(many=True)
+    balance = serializers.DecimalField(
+        max_digits=14, decimal_places=2, help_text="Positive: the agency owes it; negative: in its favour."
+    )
+    recent_leads = AgencyRecentLeadSerializer(source="recent_offers", many=True)
+    offer_stats = AgencyOfferStatsSerializer()
+
+
+class AgencyUpdateInput(StrictInput):
+    """The fields given are changed; the others are left as they are."""
+
+    business_name = serializers.CharField(max_length=200, required=False)
+    contact_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    phone = PhoneField(required=False, allow_blank=True)
+    accepting_leads = serializers.BooleanField(required=False)
+    status = serializers.ChoiceField(
+        choices=AgencyStatus.choices,
+        required=False,
+        help_text="suspended: out of rotation at once, its live offers move to the next agency; active: back in.",
+    )

@@ -1,7 +1,9 @@
+import django_filters
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
-from rest_framework.exceptions import AuthenticationFailed, Throttled
+from rest_framework.exceptions import AuthenticationFailed, Throttled, ValidationError
 from rest_framework.generics import ListAPIView
 
 from leadmarket.api.access import ANY_STAFF, AgencyAPIView, PublicAPIView, StaffAPIView
@@ -11,15 +13,20 @@ from leadmarket.api.inputs import validated
 from leadmarket.api.ratelimit import Limit, hit, retry_after
 from leadmarket.api.schema import ERROR
 from leadmarket.api.throttling import ApiRateThrottle, RegistrationThrottle, TokenRefreshThrottle
+from leadmarket.errors import NotFound
+from leadmarket.zipcodes import InvalidZip, lookup_zip
 
-from .. import services
+from .. import selectors, services
 from ..authentication import Realm, issue_tokens
-from ..models import User, normalize_email
+from ..models import Agency, AgencyStatus, User, normalize_email
 from .serializers import (
+    AdminAgencyDetailSerializer,
+    AdminAgencySerializer,
     AgencyProfileInput,
     AgencyRegisterInput,
     AgencySerializer,
     AgencySessionSerializer,
+    AgencyUpdateInput,
     LoginInput,
     RoleCreateInput,
     RoleSerializer,
@@ -149,3 +156,66 @@ class RoleListView(StaffAPIView, ListAPIView):
             name=data["name"], permission_codes=data["permissions"], actor=request.user, ip=client_ip(request)
         )
         return ok(RoleSerializer(role).data, message="Role created.", status=201)
+
+
+class AdminAgencyFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=AgencyStatus.choices)
+    has_live_subscription = django_filters.BooleanFilter(method="filter_live_subscription")
+    zipcode = django_filters.CharFilter(method="filter_zipcode", help_text="Agencies whose live subscription holds it.")
+    search = django_filters.CharFilter(method="filter_search", help_text="Business name, contact name or email.")
+
+    class Meta:
+        model = Agency
+        fields = ()
+
+    def filter_live_subscription(self, agencies, name, value):
+        return selectors.with_live_subscription(agencies, value)
+
+    def filter_zipcode(self, agencies, name, value):
+        try:
+            zipcode = lookup_zip(value).zipcode
+        except InvalidZip as exc:
+            raise ValidationError({"zipcode": [str(exc)]}) from exc
+        return selectors.covering_zipcode(agencies, zipcode)
+
+    def filter_search(self, agencies, name, value):
+        return selectors.search_agencies(agencies, value)
+
+
+@extend_schema(tags=["admin agencies"])
+class AdminAgencyListView(StaffAPIView, ListAPIView):
+    """Agencies, newest first, with their live subscription summary and lead counts."""
+
+    required_permissions = {"GET": "agencies.view_agency"}
+    serializer_class = AdminAgencySerializer
+    filterset_class = AdminAgencyFilter
+    queryset = Agency.objects.none()  # for the schema; requests use get_queryset
+
+    def get_queryset(self):
+        return selectors.admin_agencies().order_by("-created_at", "-id")
+
+
+@extend_schema(tags=["admin agencies"])
+class AdminAgencyDetailView(StaffAPIView):
+    required_permissions = {"GET": "agencies.view_agency", "PUT": "agencies.change_agency"}
+
+    @extend_schema(responses={200: AdminAgencyDetailSerializer, 404: ERROR})
+    def get(self, request, pk: int):
+        """Profile, live subscription, territories, balance, recent leads and offer outcomes."""
+        return ok(AdminAgencyDetailSerializer(self._overview(pk)).data)
+
+    @extend_schema(request=AgencyUpdateInput, responses={200: AdminAgencyDetailSerializer, 404: ERROR})
+    def put(self, request, pk: int):
+        """Changes the fields given. `"status": "suspended"` takes the agency out of rotation at once
+        and moves its live offers to the next agency; `"status": "active"` puts it back. Audited."""
+        changes = validated(AgencyUpdateInput, request)
+        services.update_agency(
+            agency_id=pk, changes=dict(changes), actor=request.user, now=timezone.now(), ip=client_ip(request)
+        )
+        return ok(AdminAgencyDetailSerializer(self._overview(pk)).data, message="Agency updated.")
+
+    def _overview(self, pk: int):
+        overview = selectors.admin_agency_overview(pk)
+        if overview is None:
+            raise NotFound("Agency not found.")
+        return overview

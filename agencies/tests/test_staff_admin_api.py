@@ -38,7 +38,7 @@ def test_unknown_permission_code_is_400(superadmin_client):
 
 
 def test_create_staff_user_with_role_never_returns_the_hash(superadmin_client, api_client):
-    Group.objects.create(name="viewer")
+    Group.objects.get_or_create(name="viewer")
 
     response = superadmin_client.post(USERS, {"email": "Ops@Example.com", "password": PASSWORD, "role": "viewer"})
 
@@ -53,7 +53,7 @@ def test_create_staff_user_with_role_never_returns_the_hash(superadmin_client, a
 
 
 def test_a_role_can_be_given_by_id(superadmin_client):
-    role = Group.objects.create(name="support")
+    role = Group.objects.get(name="support")
 
     response = superadmin_client.post(USERS, {"email": "s@example.com", "password": PASSWORD, "role": role.pk})
 
@@ -70,7 +70,7 @@ def test_a_role_can_be_given_by_id(superadmin_client):
     ],
 )
 def test_bad_staff_user_input_is_400_on_the_field(superadmin_client, body, field):
-    Group.objects.create(name="viewer")
+    Group.objects.get_or_create(name="viewer")
 
     response = superadmin_client.post(USERS, body)
 
@@ -79,7 +79,7 @@ def test_bad_staff_user_input_is_400_on_the_field(superadmin_client, body, field
 
 
 def test_staff_user_list_query_count_does_not_grow(superadmin_client):
-    role = Group.objects.create(name="viewer")
+    role, _ = Group.objects.get_or_create(name="viewer")
     with CaptureQueriesContext(connection) as few:
         superadmin_client.get(USERS)
     for _ in range(10):

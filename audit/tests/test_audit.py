@@ -2,6 +2,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from agencies.models import Agency, AgencyStatus
 from agencies.tests.factories import AgencyFactory, StaffUserFactory
 from audit.models import AuditLog
 from audit.services import record_action
@@ -9,6 +10,12 @@ from audit.services import record_action
 pytestmark = pytest.mark.django_db
 
 AUDIT = "/api/admin/audit"
+EMPTY_LEDGER_INLINE = {
+    "ledger_entries-TOTAL_FORMS": "0",
+    "ledger_entries-INITIAL_FORMS": "0",
+    "ledger_entries-MIN_NUM_FORMS": "0",
+    "ledger_entries-MAX_NUM_FORMS": "1000",
+}
 
 
 @pytest.fixture
@@ -80,23 +87,39 @@ def test_django_admin_writes_are_audited_with_before_and_after(client):
     response = client.post(
         f"/admin/agencies/agency/{agency.pk}/change/",
         {
-            "user": agency.user.pk,
             "business_name": "New Name",
             "contact_name": agency.contact_name,
             "phone": "",
-            "status": agency.status,
+            "status": "suspended",  # not a form field: ignored
             "accepting_leads": "on",
-            "created_at_0": "2026-01-01",
-            "created_at_1": "00:00:00",
+            **EMPTY_LEDGER_INLINE,
         },
         REMOTE_ADDR="198.51.100.7",
     )
 
     assert response.status_code == 302, response.content[:2000]
-    entry = AuditLog.objects.get(action="agency.changed_in_admin")
+    entry = AuditLog.objects.get(action="agency.updated")
     assert entry.actor == admin_user
     assert entry.ip == "198.51.100.7"
-    assert entry.changes["business_name"] == {"before": "Old Name", "after": "New Name"}
+    assert entry.changes == {"business_name": {"before": "Old Name", "after": "New Name"}}
+    assert Agency.objects.get(pk=agency.pk).status == AgencyStatus.ACTIVE
+
+
+def test_role_changes_in_the_django_admin_are_audited(client, roles):
+    admin_user = StaffUserFactory(is_superuser=True)
+    client.force_login(admin_user)
+    viewer = roles["viewer"]
+    kept = list(viewer.permissions.values_list("pk", flat=True))[:2]
+
+    response = client.post(
+        f"/admin/auth/group/{viewer.pk}/change/", {"name": "viewer", "permissions": kept}, REMOTE_ADDR="198.51.100.8"
+    )
+
+    assert response.status_code == 302, response.content[:2000]
+    entry = AuditLog.objects.get(action="group.changed_in_admin")
+    assert entry.actor == admin_user
+    assert entry.ip == "198.51.100.8"
+    assert entry.changes["permissions"]["after"] == sorted(kept)
 
 
 def test_admin_audit_never_records_password_hashes(client):
