@@ -144,6 +144,8 @@ class Notification(models.Model):
     push_attempts = models.PositiveSmallIntegerField(default=0)
     pushed_at = models.DateTimeField(null=True, blank=True)
     push_error = models.CharField(max_length=500, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="When the current push attempt started.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="When a failed push is retried.")
     dedupe_key = models.CharField(max_length=100, blank=True, help_text="One notification per event, e.g. a reminder.")
 
     objects = NotificationQuerySet.as_manager()

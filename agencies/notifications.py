@@ -3,6 +3,7 @@
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
@@ -14,11 +15,18 @@ from .push import PushMessage, get_backend
 
 logger = logging.getLogger(__name__)
 
-STUCK_SENDING_AFTER = timedelta(minutes=5)
+# Longer than a push task may run (its hard time limit is 90 s).
+STUCK_SENDING_AFTER = timedelta(minutes=2)
+# How late a scheduled retry may be before the sweeper takes it as lost.
+RETRY_GRACE = timedelta(minutes=2)
 
 
 class TransientPushError(Exception):
-    """FCM could not take the message now; the task retries with backoff."""
+    """FCM could not take the message now; retry after `delay`."""
+
+    def __init__(self, message: str, delay: timedelta):
+        super().__init__(message)
+        self.delay = delay
 
 
 @transaction.atomic
@@ -102,35 +110,42 @@ def _push_after_commit(notification_ids: list[int]) -> None:
     enqueue_on_commit(push_notifications, notification_ids=notification_ids)
 
 
-def _claim(notification_id: int) -> Notification | None:
-    """Moves a pending notification to `sending`; None when another delivery has it."""
+def retry_delay(attempt: int) -> timedelta:
+    """Exponential backoff with a cap: 5 s after the first attempt, then 10 s, 20 s ... 10 minutes."""
+    return timedelta(seconds=min(600, 5 * 2 ** (attempt - 1)))
+
+
+def _claim(notification_id: int, now: datetime) -> Notification | None:
+    """Moves a pending notification to `sending` for this attempt; None when it is not
+    pending (pushed already, or another delivery of the task has it)."""
     with transaction.atomic():
         notification = Notification.objects.select_for_update().filter(pk=notification_id).first()
         if notification is None or notification.push_status != PushStatus.PENDING:
             return None
         notification.push_status = PushStatus.SENDING
         notification.push_attempts += 1
-        notification.save(update_fields=["push_status", "push_attempts"])
+        notification.claimed_at = now
+        notification.save(update_fields=["push_status", "push_attempts", "claimed_at"])
         return notification
 
 
-def push_notification(*, notification_id: int, now: datetime, final_attempt: bool = False) -> PushStatus | None:
+def push_notification(*, notification_id: int, now: datetime) -> PushStatus | None:
     """Sends the notification to the agency's active devices, once.
 
-    The status guard makes a second delivery of the same task a no-op. Tokens FCM calls
-    unregistered or invalid are deactivated. A transient FCM error puts the notification
-    back to pending and raises TransientPushError for the task to retry, unless this was
-    the final attempt, which marks it failed.
+    A status guard makes a second delivery of the same task a no-op, and every outcome is
+    written only by the attempt that claimed it. Unregistered tokens are deactivated. A
+    transient FCM error puts the notification back to pending with the time of its next
+    attempt and raises TransientPushError (the task retries then); after PUSH_MAX_ATTEMPTS
+    attempts it is marked failed.
     """
-    notification = _claim(notification_id)
+    notification = _claim(notification_id, now)
     if notification is None:
         return None
     tokens = list(
         Device.objects.filter(agency_id=notification.agency_id, is_active=True).values_list("token", flat=True)
     )
     if not tokens:
-        _finish(notification, PushStatus.NO_DEVICES, now)
-        return PushStatus.NO_DEVICES
+        return _finish(notification, PushStatus.NO_DEVICES, now)
     message = PushMessage(
         title=notification.title,
         body=notification.body,
@@ -139,43 +154,56 @@ def push_notification(*, notification_id: int, now: datetime, final_attempt: boo
     try:
         outcome = get_backend().send(tokens, message)
     except Exception as exc:  # network or auth trouble talking to FCM
-        outcome_error = f"{type(exc).__name__}: {exc}"[:500]
-        return _transient(notification, outcome_error, now, final_attempt)
+        return _transient(notification, f"{type(exc).__name__}: {exc}"[:500], now)
     if outcome.invalid_tokens:
         Device.objects.filter(token__in=outcome.invalid_tokens).update(
             is_active=False, deactivated_at=now, deactivation_reason="FCM: unregistered or invalid token"
         )
     if outcome.transient_error and not outcome.delivered:
-        return _transient(notification, outcome.transient_error, now, final_attempt)
+        return _transient(notification, outcome.transient_error, now)
     status = PushStatus.SENT if outcome.delivered else PushStatus.NO_DEVICES
-    _finish(notification, status, now, error=outcome.transient_error)
+    return _finish(notification, status, now, error=outcome.transient_error)
+
+
+def _this_attempt(notification: Notification):
+    return Notification.objects.filter(
+        pk=notification.pk, push_status=PushStatus.SENDING, push_attempts=notification.push_attempts
+    )
+
+
+def _finish(notification: Notification, status: PushStatus, now: datetime, error: str = "") -> PushStatus:
+    _this_attempt(notification).update(push_status=status, pushed_at=now, push_error=error)
     return status
 
 
-def _finish(notification: Notification, status: PushStatus, now: datetime, error: str = "") -> None:
-    Notification.objects.filter(pk=notification.pk).update(push_status=status, pushed_at=now, push_error=error)
-
-
-def _transient(notification: Notification, error: str, now: datetime, final_attempt: bool) -> PushStatus:
-    if final_attempt:
-        _finish(notification, PushStatus.FAILED, now, error=error)
-        return PushStatus.FAILED
-    Notification.objects.filter(pk=notification.pk).update(push_status=PushStatus.PENDING, push_error=error)
-    raise TransientPushError(error)
+def _transient(notification: Notification, error: str, now: datetime) -> PushStatus:
+    if notification.push_attempts >= settings.PUSH_MAX_ATTEMPTS:
+        return _finish(notification, PushStatus.FAILED, now, error=error)
+    delay = retry_delay(notification.push_attempts)
+    _this_attempt(notification).update(push_status=PushStatus.PENDING, push_error=error, next_attempt_at=now + delay)
+    raise TransientPushError(error, delay)
 
 
 def sweep_unpushed_notifications(*, now: datetime, older_than: timedelta = timedelta(minutes=1)) -> int:
-    """Re-enqueues pushes whose enqueue failed (still pending) or whose worker died (stuck
-    sending). Returns how many were re-enqueued."""
+    """Re-enqueues pushes that lost their task: never enqueued (the broker was down), a retry
+    that did not come (its message was lost), or a worker that died while sending (claimed
+    longer ago than any attempt can take). Returns how many were re-enqueued."""
     with transaction.atomic():
-        Notification.objects.filter(push_status=PushStatus.SENDING, created_at__lt=now - STUCK_SENDING_AFTER).update(
-            push_status=PushStatus.PENDING
+        stuck = Notification.objects.select_for_update(skip_locked=True).filter(
+            push_status=PushStatus.SENDING, claimed_at__lt=now - STUCK_SENDING_AFTER
         )
-        ids = list(
-            Notification.objects.filter(Q(push_status=PushStatus.PENDING), created_at__lt=now - older_than)
+        stuck_ids = list(stuck.values_list("pk", flat=True)[:1000])
+        Notification.objects.filter(pk__in=stuck_ids).update(push_status=PushStatus.PENDING)
+        lost_ids = list(
+            Notification.objects.filter(push_status=PushStatus.PENDING)
+            .filter(
+                Q(push_attempts=0, created_at__lt=now - older_than)
+                | Q(push_attempts__gt=0, next_attempt_at__lt=now - RETRY_GRACE)
+            )
             .order_by("created_at", "id")
             .values_list("pk", flat=True)[:1000]
         )
+        ids = list(dict.fromkeys(stuck_ids + lost_ids))
         if ids:
             _push_after_commit(ids)
     return len(ids)

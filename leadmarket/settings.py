@@ -175,7 +175,8 @@ LOGIN_FAILURE_RATE_PER_IP = env("LOGIN_FAILURE_RATE_PER_IP", default="20/5m")
 FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE", default="")
 # How long before an offer expires the agency gets a reminder.
 OFFER_REMINDER_MINUTES = env.int("OFFER_REMINDER_MINUTES", default=5)
-PUSH_MAX_RETRIES = env.int("PUSH_MAX_RETRIES", default=6)
+# Attempts at a push before it is marked failed (transient FCM errors in between).
+PUSH_MAX_ATTEMPTS = env.int("PUSH_MAX_ATTEMPTS", default=7)
 
 # --- API ---------------------------------------------------------------------------------
 

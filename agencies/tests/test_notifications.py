@@ -137,7 +137,7 @@ def test_transient_error_puts_the_push_back_and_the_task_retries(fcm, monkeypatc
     fcm.replies.append({"t": exceptions.UnavailableError("try later")})
     retries = []
 
-    def fake_retry(*, kwargs, countdown):
+    def fake_retry(*, kwargs, countdown):  # what Celery would schedule
         retries.append((kwargs, countdown))
         return RuntimeError("retry scheduled")
 
@@ -149,22 +149,71 @@ def test_transient_error_puts_the_push_back_and_the_task_retries(fcm, monkeypatc
     notification.refresh_from_db()
     assert notification.push_status == PushStatus.PENDING
     assert "UnavailableError" in notification.push_error
-    assert retries == [({"notification_ids": [notification.pk]}, 5)]
+    assert retries == [({"notification_ids": [notification.pk]}, 5.0)]
     push_task.run(notification_ids=[notification.pk])  # the retry succeeds
     notification.refresh_from_db()
     assert notification.push_status == PushStatus.SENT
     assert notification.push_attempts == 2
 
 
-def test_final_transient_failure_marks_the_push_failed(fcm):
+def test_a_push_that_keeps_failing_ends_failed_after_the_last_attempt(fcm, settings, monkeypatch):
+    settings.PUSH_MAX_ATTEMPTS = 3
     agency = AgencyFactory()
     Device.objects.create(agency=agency, token="t", platform="android")
     notification = make_notification(agency)
-    fcm.replies.append({"t": exceptions.UnavailableError("down")})
+    fcm.replies.extend({"t": exceptions.UnavailableError("down")} for _ in range(5))
+    scheduled = []
+    monkeypatch.setattr(push_task, "retry", lambda *, kwargs, countdown: scheduled.append(countdown) or Retry())
 
-    status = notifications.push_notification(notification_id=notification.pk, now=NOW, final_attempt=True)
+    for _ in range(3):
+        with contextlib.suppress(Retry):
+            push_task.run(notification_ids=[notification.pk])
 
-    assert status == PushStatus.FAILED
+    notification.refresh_from_db()
+    assert notification.push_status == PushStatus.FAILED
+    assert notification.push_attempts == 3
+    assert scheduled == [5.0, 10.0]
+    assert len(fcm) == 3
+
+
+class Retry(Exception):
+    pass
+
+
+def test_the_sweeper_leaves_an_in_flight_push_alone_and_rescues_a_dead_one(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    agency = AgencyFactory()
+    sending = {"push_status": PushStatus.SENDING, "push_attempts": 1}
+    in_flight = make_notification(agency, claimed_at=NOW - timedelta(seconds=30), **sending)
+    dead = make_notification(agency, claimed_at=NOW - timedelta(minutes=10), **sending)
+    waiting = make_notification(agency, push_attempts=1, next_attempt_at=NOW + timedelta(minutes=5))
+    lost_retry = make_notification(agency, push_attempts=2, next_attempt_at=NOW - timedelta(minutes=10))
+    Notification.objects.update(created_at=NOW - timedelta(hours=1))
+    enqueued = []
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs: enqueued.extend(kwargs["notification_ids"]))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        notifications.sweep_unpushed_notifications(now=NOW)
+
+    assert sorted(enqueued) == sorted([dead.pk, lost_retry.pk])
+    states = dict(Notification.objects.values_list("pk", "push_status"))
+    assert states[in_flight.pk] == PushStatus.SENDING
+    assert states[dead.pk] == PushStatus.PENDING
+    assert states[waiting.pk] == PushStatus.PENDING
+
+
+def test_a_late_attempt_does_not_overwrite_the_outcome_of_a_newer_one(fcm):
+    agency = AgencyFactory()
+    Device.objects.create(agency=agency, token="t", platform="android")
+    notification = make_notification(agency)
+    stale = notifications._claim(notification.pk, NOW)
+    Notification.objects.filter(pk=notification.pk).update(push_status=PushStatus.SENT, push_attempts=2)
+
+    notifications._finish(stale, PushStatus.FAILED, NOW, error="late")
+
+    notification.refresh_from_db()
+    assert notification.push_status == PushStatus.SENT
 
 
 def test_a_duplicate_delivery_of_the_task_pushes_once(fcm):
