@@ -159,6 +159,8 @@ def push_notification(*, notification_id: int, now: datetime) -> PushStatus | No
         Device.objects.filter(token__in=outcome.invalid_tokens).update(
             is_active=False, deactivated_at=now, deactivation_reason="FCM: unregistered or invalid token"
         )
+    if outcome.rejected_error and not outcome.delivered:
+        return _finish(notification, PushStatus.FAILED, now, error=outcome.rejected_error)
     if outcome.transient_error and not outcome.delivered:
         return _transient(notification, outcome.transient_error, now)
     status = PushStatus.SENT if outcome.delivered else PushStatus.NO_DEVICES

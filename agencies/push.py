@@ -20,6 +20,7 @@ class PushOutcome:
     delivered: int = 0
     invalid_tokens: list[str] = field(default_factory=list)
     transient_error: str = ""
+    rejected_error: str = ""  # FCM refused the message itself: sending it again cannot help
 
 
 @dataclass(frozen=True)
@@ -81,14 +82,21 @@ class FCMBackend:
             for token, result in zip(batch, response.responses, strict=True):
                 if result.success:
                     outcome.delivered += 1
-                elif isinstance(
-                    result.exception,
-                    messaging.UnregisteredError | messaging.SenderIdMismatchError | exceptions.InvalidArgumentError,
-                ):
+                elif _token_is_dead(result.exception):
                     outcome.invalid_tokens.append(token)
+                elif isinstance(result.exception, exceptions.InvalidArgumentError):
+                    outcome.rejected_error = f"{type(result.exception).__name__}: {result.exception}"[:500]
                 else:
                     outcome.transient_error = f"{type(result.exception).__name__}: {result.exception}"[:500]
         return outcome
+
+
+def _token_is_dead(exception) -> bool:
+    """FCM's answers that mean this token will never work again. INVALID_ARGUMENT is also
+    what a bad message gets, so it counts only when FCM names the registration token."""
+    if isinstance(exception, messaging.UnregisteredError | messaging.SenderIdMismatchError):
+        return True
+    return isinstance(exception, exceptions.InvalidArgumentError) and "registration token" in str(exception).lower()
 
 
 @lru_cache(maxsize=1)

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import Group, Permission, update_last_login
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import TokenError
@@ -223,13 +223,21 @@ def permissions_from_codes(codes: list[str]) -> list[Permission]:
     return [found[code] for code in sorted(wanted)]
 
 
+def _refuse_escalation(actor: User, permission_codes) -> None:
+    """Staff hand out only what they hold: no minting a stronger role or account."""
+    if not actor.is_superuser and not actor.has_perms(list(permission_codes)):
+        raise PermissionDenied("You cannot grant permissions you do not hold yourself.")
+
+
 @transaction.atomic
 def create_role(*, name: str, permission_codes: list[str], actor: User, ip: str | None = None) -> Group:
     """A role is a Django group with permissions, so the API and the admin site agree.
 
-    Raises ValidationError on `name` (taken) or `permissions` (unknown code).
+    Raises ValidationError on `name` (taken) or `permissions` (unknown code), and
+    PermissionDenied when the actor would grant a permission it does not hold itself.
     """
     permissions = permissions_from_codes(permission_codes)
+    _refuse_escalation(actor, permission_codes)
     if Group.objects.filter(name__iexact=name).exists():
         raise ValidationError({"name": ["A role with this name already exists."]})
     role = Group.objects.create(name=name)
@@ -248,7 +256,9 @@ def create_role(*, name: str, permission_codes: list[str], actor: User, ip: str 
 def create_staff_user(
     *, email: str, password: str, full_name: str = "", role: Group, actor: User, ip: str | None = None
 ) -> User:
-    """Creates a staff user holding one role. Raises ValidationError on `email` or `password`."""
+    """Creates a staff user holding one role. Raises ValidationError on `email` or `password`,
+    and PermissionDenied when the role holds a permission the actor does not."""
+    _refuse_escalation(actor, [f"{p.content_type.app_label}.{p.codename}" for p in role.permissions.all()])
     user = User(email=normalize_email(email), full_name=full_name, is_staff=True)
     try:
         validate_password(password, user=user)

@@ -165,9 +165,12 @@ SIMPLE_JWT = {
 
 # New agencies start `active` unless staff must approve them first.
 AGENCY_REQUIRES_APPROVAL = env.bool("AGENCY_REQUIRES_APPROVAL", default=False)
-# Failed logins allowed per account and per client address before a 429.
+# Failed logins allowed before a 429: per account from one address (a user mistyping), per
+# address across accounts (one guesser), and per account across addresses (a distributed
+# guess, loose enough that strangers cannot easily lock a real agency out).
 LOGIN_FAILURE_RATE = env("LOGIN_FAILURE_RATE", default="5/5m")
 LOGIN_FAILURE_RATE_PER_IP = env("LOGIN_FAILURE_RATE_PER_IP", default="20/5m")
+LOGIN_FAILURE_RATE_PER_ACCOUNT = env("LOGIN_FAILURE_RATE_PER_ACCOUNT", default="50/h")
 
 # --- Notifications -----------------------------------------------------------------------
 
@@ -337,6 +340,5 @@ CONTENT_SECURITY_POLICY = {
 # /metrics: with a token, Prometheus sends it as a bearer token; without one, only these
 # networks may scrape.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
-METRICS_ALLOWED_NETWORKS = env.list(
-    "METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
-)
+# Loopback by default: behind a proxy, every request comes from the proxy's private address.
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])

@@ -318,7 +318,7 @@ def ingest_payload(
     """Maps, validates and stores one authenticated payload, auditing the reception.
 
     New lead: 201 `accepted` (or `duplicate_lead` when it repeats a recent lead). The
-    portal re-sent a lead (same external_id or idempotency key, also concurrently): 200
+    portal re-sent a lead (same external_id or idempotency key, also concurrently): 201
     `duplicate_resent` with the original, nothing created. Invalid: 400 `invalid`.
     The lead and its reception commit together, so a 2xx means the lead is stored.
     """
@@ -347,14 +347,15 @@ def ingest_payload(
         )
         if original is None:
             raise
+    # The contract: a re-send gets the same 2xx and the same lead_id as the first delivery.
     reception = record_reception(
         record=record,
-        status_code=200,
+        status_code=201,
         outcome=ReceptionOutcome.DUPLICATE_RESENT,
         lead=original,
         latency_ms=latency_ms(),
     )
-    return IngestResult(200, ReceptionOutcome.DUPLICATE_RESENT, lead=original, reception=reception)
+    return IngestResult(201, ReceptionOutcome.DUPLICATE_RESENT, lead=original, reception=reception)
 
 
 @transaction.atomic

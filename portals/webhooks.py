@@ -2,7 +2,7 @@
 
 Order: portal (404) -> size (413) -> header key and signature (401) -> media type and
 body (415/400) -> body-field key (401) -> per-portal rate (429) -> mapping, validation
-and storage (400/201/200). Repeated 401s from one address become 429s. Every path
+and storage (400/201). Repeated 401s from one address become 429s. Every path
 records a Reception; secrets never reach it.
 """
 

@@ -39,20 +39,23 @@ from .serializers import (
 
 
 def throttled_log_in(request, realm: Realm):
-    """Logs in with the body's credentials; repeated failures per account or address are a 429."""
+    """Logs in with the body's credentials; repeated failures are a 429 with Retry-After,
+    counted per account and address, per address, and per account (see settings)."""
     data = validated(LoginInput, request)
     email, ip = normalize_email(data["email"]), client_ip(request) or "unknown"
-    per_account = Limit(f"login-failures-account-{realm}", settings.LOGIN_FAILURE_RATE)
-    per_ip = Limit(f"login-failures-ip-{realm}", settings.LOGIN_FAILURE_RATE_PER_IP)
-    waits = [retry_after(request, per_account, email), retry_after(request, per_ip, ip)]
-    wait = max((seconds for seconds in waits if seconds), default=None)
+    counters = [
+        (Limit(f"login-failures-account-ip-{realm}", settings.LOGIN_FAILURE_RATE), f"{email}|{ip}"),
+        (Limit(f"login-failures-ip-{realm}", settings.LOGIN_FAILURE_RATE_PER_IP), ip),
+        (Limit(f"login-failures-account-{realm}", settings.LOGIN_FAILURE_RATE_PER_ACCOUNT), email),
+    ]
+    wait = max((seconds for limit, key in counters if (seconds := retry_after(request, limit, key))), default=None)
     if wait:
         raise Throttled(wait=wait, detail="Too many failed login attempts. Try again later.")
     try:
         return services.log_in(email=email, password=data["password"], realm=realm)
     except AuthenticationFailed:
-        hit(request, per_account, email)
-        hit(request, per_ip, ip)
+        for limit, key in counters:
+            hit(request, limit, key)
         raise
 
 

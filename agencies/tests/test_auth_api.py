@@ -266,3 +266,26 @@ def test_profile_refuses_fields_that_are_not_editable(agency_client, agency, fie
 
 def test_paths_work_with_a_trailing_slash(agency_client):
     assert_success(agency_client.get(PROFILE + "/"), 200)
+
+
+def test_failures_from_strangers_do_not_lock_the_owner_out(api_client, agency, settings):
+    settings.LOGIN_FAILURE_RATE = "3/5m"
+    for n in range(3):
+        api_client.post(LOGIN, {"email": agency.user.email, "password": "wrong"}, REMOTE_ADDR=f"198.51.100.{n}")
+        api_client.post(LOGIN, {"email": agency.user.email, "password": "wrong"}, REMOTE_ADDR="198.51.100.9")
+
+    stranger = api_client.post(LOGIN, {"email": agency.user.email, "password": "wrong"}, REMOTE_ADDR="198.51.100.9")
+    owner = api_client.post(LOGIN, {"email": agency.user.email, "password": PASSWORD}, REMOTE_ADDR="203.0.113.5")
+
+    assert stranger.status_code == 429
+    assert owner.status_code == 200
+
+
+def test_a_distributed_guess_at_one_account_is_throttled(api_client, agency, settings):
+    settings.LOGIN_FAILURE_RATE_PER_ACCOUNT = "4/h"
+    for n in range(4):
+        api_client.post(LOGIN, {"email": agency.user.email, "password": "wrong"}, REMOTE_ADDR=f"198.51.100.{n}")
+
+    response = api_client.post(LOGIN, {"email": agency.user.email, "password": "wrong"}, REMOTE_ADDR="203.0.113.7")
+
+    assert response.status_code == 429

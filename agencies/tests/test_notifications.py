@@ -121,7 +121,10 @@ def test_unregistered_and_invalid_tokens_are_deactivated(fcm):
     for token in ("good", "gone", "bad"):
         Device.objects.create(agency=agency, token=token, platform="android")
     fcm.replies.append(
-        {"gone": messaging.UnregisteredError("gone"), "bad": exceptions.InvalidArgumentError("bad token")}
+        {
+            "gone": messaging.UnregisteredError("gone"),
+            "bad": exceptions.InvalidArgumentError("The registration token is not a valid FCM registration token"),
+        }
     )
 
     notifications.push_notification(notification_id=make_notification(agency).pk, now=NOW)
@@ -426,3 +429,14 @@ def test_inbox_rejects_a_malformed_unread_filter(agency_client):
 
     assert response.status_code == 400
     assert "unread" in response.json()["errors"]
+
+
+def test_a_message_fcm_refuses_fails_without_retries_and_keeps_the_tokens(fcm):
+    agency = AgencyFactory()
+    Device.objects.create(agency=agency, token="t", platform="android")
+    fcm.replies.append({"t": exceptions.InvalidArgumentError("Invalid JSON payload received.")})
+
+    status = notifications.push_notification(notification_id=make_notification(agency).pk, now=NOW)
+
+    assert status == PushStatus.FAILED
+    assert Device.objects.get(token="t").is_active

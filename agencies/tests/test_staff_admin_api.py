@@ -108,3 +108,18 @@ def test_role_list_query_count_does_not_grow(superadmin_client):
 def test_users_and_roles_need_their_permissions(staff_client):
     assert staff_client.get(USERS).status_code == 403
     assert staff_client.post(ROLES, {"name": "x", "permissions": []}).status_code == 403
+
+
+def test_staff_cannot_grant_permissions_they_do_not_hold():
+    creator = StaffUserFactory()
+    creator.user_permissions.add(*Permission.objects.filter(codename__in=["add_user", "add_group", "view_lead"]))
+    client = client_for(creator, Realm.STAFF)
+
+    stronger_role = client.post(ROLES, {"name": "mine", "permissions": ["leads.view_lead", "leads.distribute_lead"]})
+    superadmin = client.post(USERS, {"email": "boss@example.com", "password": PASSWORD, "role": "superadmin"})
+    own_level = client.post(ROLES, {"name": "readers", "permissions": ["leads.view_lead"]})
+
+    assert stronger_role.status_code == 403
+    assert superadmin.status_code == 403
+    assert not User.objects.filter(email="boss@example.com").exists()
+    assert own_level.status_code == 201

@@ -121,7 +121,7 @@ def test_standard_webhooks_portal_without_key_accepts_a_signed_lead_and_uses_the
     body = json.dumps(LEAD | {"external_id": ""}).encode()
 
     first = assert_success(standard_post(api_client, "sw", body, KAT_SECRET, msg_id="msg_42"), 201)
-    again = assert_success(standard_post(api_client, "sw", body, KAT_SECRET, msg_id="msg_42"), 200)
+    again = assert_success(standard_post(api_client, "sw", body, KAT_SECRET, msg_id="msg_42"), 201)
 
     assert first["lead_id"] == again["lead_id"]
 

@@ -312,7 +312,7 @@ def test_resending_the_same_external_id_returns_the_original(api_client, portal_
     _, key = portal_key
 
     first = assert_success(post_json(api_client, "acme", LEAD, key), 201)
-    again = assert_success(post_json(api_client, "acme", LEAD | {"first_name": "Changed"}, key), 200)
+    again = assert_success(post_json(api_client, "acme", LEAD | {"first_name": "Changed"}, key), 201)
 
     assert first["lead_id"] == again["lead_id"]
     assert Lead.objects.count() == 1
@@ -327,7 +327,7 @@ def test_resending_with_the_same_idempotency_key_returns_the_original(api_client
     lead = LEAD | {"external_id": ""}
 
     first = assert_success(post_json(api_client, "acme", lead, key, HTTP_IDEMPOTENCY_KEY="abc"), 201)
-    again = assert_success(post_json(api_client, "acme", lead, key, HTTP_IDEMPOTENCY_KEY="abc"), 200)
+    again = assert_success(post_json(api_client, "acme", lead, key, HTTP_IDEMPOTENCY_KEY="abc"), 201)
 
     assert first["lead_id"] == again["lead_id"]
     assert Lead.objects.count() == 1
@@ -461,7 +461,7 @@ def test_every_outcome_leaves_a_reception_row(api_client, settings):
     _, key = make_portal("all", rate_limit="5/m")  # accepted, resent, duplicate, invalid, accepted
     settings.WEBHOOK_MAX_BODY_BYTES = 4096
     assert_success(post_json(api_client, "all", LEAD, key), 201)
-    assert_success(post_json(api_client, "all", LEAD, key), 200)
+    assert_success(post_json(api_client, "all", LEAD, key), 201)
     assert_success(post_json(api_client, "all", LEAD | {"external_id": "2"}, key), 201)
     assert_failure(post_json(api_client, "all", LEAD | {"external_id": "3", "zipcode": "1"}, key), 400)
     assert_failure(post_json(api_client, "all", LEAD, "wrong"), 401)
