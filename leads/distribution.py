@@ -36,6 +36,7 @@ from agencies.models import Agency, AgencyStatus, NotificationKind
 from agencies.notifications import notify, notify_many
 from audit.services import record_action
 from leadmarket import metrics
+from leadmarket.bulk import copy_create
 from leadmarket.celery import enqueue_on_commit
 from leadmarket.errors import Conflict, NotFound
 from subscriptions.models import Territory
@@ -186,7 +187,7 @@ def distribute_in_zipcode(*, zipcode: str, leads: list[Lead], now: datetime) -> 
 
 def record_outcome(outcome: Outcome, *, now: datetime) -> None:
     """Stores the offers, moves the leads' status, and notifies the agencies after commit."""
-    Offer.objects.bulk_create(outcome.offers)
+    copy_create(outcome.offers)
     for offer in outcome.offers:
         offer.lead.status, offer.lead.status_changed_at = LeadStatus.OFFERED, now
     offered_ids = [offer.lead_id for offer in outcome.offers]
@@ -218,6 +219,7 @@ def record_outcome(outcome: Outcome, *, now: datetime) -> None:
 
 DISTRIBUTABLE = (LeadStatus.NEW, LeadStatus.UNASSIGNED)
 BATCH_SIZE = 500
+BATCH_LEAD_FIELDS = ("id", "zipcode", "received_at", "status", "status_changed_at", "lead_type", "city", "state")
 
 
 class OfferNotOpen(Conflict):
@@ -326,8 +328,12 @@ def retry_unassigned(
         with transaction.atomic():
             leads = list(
                 Lead.objects.filter(filters or Q(), status=LeadStatus.UNASSIGNED)
-                .filter(Q(zipcode__gt=after[0]) | Q(zipcode=after[0], id__gt=after[1]))
+                # The redundant lower bound lets the scan start at the position in lead_unassigned_idx.
+                .filter(Q(zipcode__gte=after[0]), Q(zipcode__gt=after[0]) | Q(zipcode=after[0], id__gt=after[1]))
                 .select_for_update(skip_locked=True)
+                # Only what distribution and the notification text read: loading (and decoding)
+                # every column of every lead was a large share of a batch's time.
+                .only(*BATCH_LEAD_FIELDS)
                 .order_by("zipcode", "id")[:size]
             )
             if not leads:

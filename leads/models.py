@@ -77,6 +77,8 @@ class Lead(models.Model):
             # The staff list, newest first, also by ZIP code: keyset pages read one index range.
             models.Index(fields=["-received_at", "-id"], name="lead_recent_idx"),
             models.Index(fields=["zipcode", "-received_at", "-id"], name="lead_zipcode_recent_idx"),
+            # Redistribution walks the unassigned backlog by ZIP code in batches.
+            models.Index(fields=["zipcode", "id"], condition=Q(status="unassigned"), name="lead_unassigned_idx"),
         ]
 
     def __str__(self) -> str:
