@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
+from leadmarket.bulk import copy_create
 from leadmarket.celery import enqueue_on_commit
 from leadmarket.errors import NotFound
 
@@ -58,7 +59,7 @@ def unregister_device(*, agency: Agency, token: str) -> None:
 def notify_many(events: list[dict], *, now: datetime) -> list[Notification]:
     """Creates one inbox entry per event ({agency_id, kind, title, body, data}) and pushes
     them all with one task after the caller's transaction commits."""
-    notifications = Notification.objects.bulk_create(
+    notifications = copy_create(
         [
             Notification(
                 agency_id=event["agency_id"],

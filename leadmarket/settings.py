@@ -56,11 +56,12 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "leadmarket.api.middleware.ApiBodyLimitMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, auth and messages serve the admin site; /api/ skips them (sitemiddleware.py).
+    "leadmarket.sitemiddleware.SiteSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "leadmarket.sitemiddleware.SiteAuthenticationMiddleware",
+    "leadmarket.sitemiddleware.SiteMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -264,6 +265,12 @@ CELERY_BEAT_SCHEDULE["sweep-pending-leads"] = {"task": "leads.tasks.sweep_pendin
 OFFER_TIMEOUT_MINUTES = env.int("OFFER_TIMEOUT_MINUTES", default=30)
 CELERY_BEAT_SCHEDULE["redistribute-leads"] = {"task": "leads.tasks.redistribute_leads", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["remind-expiring-offers"] = {"task": "leads.tasks.remind_expiring_offers", "schedule": 60.0}
+
+# --- Benchmark ---------------------------------------------------------------------------
+
+# Mounts the bench-only ceiling views (bench/ceilings.py) at /api/bench/. Only `bench/run.py`
+# turns it on, for its own server; never in production.
+BENCH_CEILINGS = env.bool("BENCH_CEILINGS", default=False)
 
 # --- Everything else ---------------------------------------------------------------------
 

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
@@ -36,6 +37,7 @@ api_urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    *([path("bench/", include("bench.ceilings"))] if settings.BENCH_CEILINGS else []),
     # Unknown /api/ paths are an enveloped 404 even when DEBUG shows Django's debug pages.
     re_path(r"^.*$", api_not_found),
 ]

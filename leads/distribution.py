@@ -42,6 +42,7 @@ from agencies.models import Agency, AgencyStatus, NotificationKind
 from agencies.notifications import notify, notify_many
 from audit.services import record_action
 from leadmarket import metrics
+from leadmarket.bulk import copy_create
 from leadmarket.celery import enqueue_on_commit
 from leadmarket.errors import Conflict, NotFound
 from subscriptions.models import LIVE_STATUSES, Plan, Subscription, Territory
@@ -267,7 +268,7 @@ def _offer_body(lead: Lead) -> str:
 
 def record_outcome(outcome: Outcome, *, now: datetime) -> None:
     """Stores the offers, moves the leads' status, and notifies the agencies after commit."""
-    Offer.objects.bulk_create(outcome.offers)
+    copy_create(outcome.offers)
     if outcome.offers:
         offered = len(outcome.offers)
         transaction.on_commit(lambda: metrics.offers.labels("offered").inc(offered))
@@ -302,6 +303,7 @@ def record_outcome(outcome: Outcome, *, now: datetime) -> None:
 
 DISTRIBUTABLE = (LeadStatus.NEW, LeadStatus.UNASSIGNED)
 BATCH_SIZE = 500
+BATCH_LEAD_FIELDS = ("id", "zipcode", "received_at", "status", "status_changed_at", "lead_type", "city", "state")
 
 
 class OfferNotOpen(Conflict):
@@ -431,6 +433,9 @@ def retry_unassigned(
                 leads = list(
                     Lead.objects.filter(filters, zipcode=zipcode, status=LeadStatus.UNASSIGNED, id__gt=after_id)
                     .select_for_update(skip_locked=True)
+                    # Only what distribution and the notification text read: loading (and
+                    # decoding) every column of every lead was a large share of a batch's time.
+                    .only(*BATCH_LEAD_FIELDS)
                     .order_by("id")[:size]
                 )
                 if not leads:

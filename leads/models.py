@@ -74,6 +74,11 @@ class Lead(models.Model):
             # The sweeper's work queue stays tiny: only leads waiting for hand-off.
             models.Index(fields=["received_at", "id"], condition=Q(status="new"), name="lead_pending_handoff_idx"),
             models.Index(fields=["status", "received_at"], name="lead_status_received_idx"),
+            # The staff list, newest first, also by ZIP code: keyset pages read one index range.
+            models.Index(fields=["-received_at", "-id"], name="lead_recent_idx"),
+            models.Index(fields=["zipcode", "-received_at", "-id"], name="lead_zipcode_recent_idx"),
+            # Redistribution walks the unassigned backlog by ZIP code in batches.
+            models.Index(fields=["zipcode", "id"], condition=Q(status="unassigned"), name="lead_unassigned_idx"),
         ]
 
     def __str__(self) -> str:

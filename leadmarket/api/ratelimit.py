@@ -6,9 +6,13 @@ events (failed logins), and never turning a cache outage into a 500.
 """
 
 import logging
+import time
 from dataclasses import dataclass
 
-from django_ratelimit.core import get_usage
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
+from django_ratelimit import ALL
+from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, _split_rate, get_usage
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +41,35 @@ def retry_after(request, limit: Limit, value: str) -> int | None:
     return None
 
 
+def _redis_hit(limit: Limit, value: str) -> dict | None:
+    """django-ratelimit's counting (same key and window) in one Redis round trip instead of
+    two (add, then incr): SET NX with the expiry and INCR, pipelined."""
+    count_limit, period = _split_rate(limit.rate)
+    window = _get_window(value, period)
+    backend = caches["default"]
+    key = backend.make_and_validate_key(_make_cache_key(limit.group, window, limit.rate, value, ALL))
+    try:
+        pipe = backend._cache.get_client(key, write=True).pipeline(transaction=False)
+        pipe.set(key, 0, ex=period + EXPIRATION_FUDGE, nx=True)
+        pipe.incr(key)
+        count = pipe.execute()[1]
+    except Exception:  # the cache is down: limiting is best effort, serving is not
+        logger.warning("rate limit cache unavailable for %s", limit.group, exc_info=True)
+        return None
+    return {
+        "count": count,
+        "limit": count_limit,
+        "should_limit": count > count_limit,
+        "time_left": window - int(time.time()),
+    }
+
+
 def hit(request, limit: Limit, value: str) -> int | None:
     """Counts one event for `value`; seconds to wait when that went over the limit."""
-    usage = _usage(request, limit, value, increment=True)
+    if isinstance(caches["default"], RedisCache):
+        usage = _redis_hit(limit, value)
+    else:
+        usage = _usage(request, limit, value, increment=True)
     if usage and usage["should_limit"] and usage["time_left"] >= 0:
         return max(1, usage["time_left"])
     return None

@@ -9,6 +9,7 @@ from leadmarket.api.access import AgencyAPIView, StaffAPIView
 from leadmarket.api.client import client_ip
 from leadmarket.api.envelope import ok
 from leadmarket.api.inputs import validated
+from leadmarket.api.pagination import KeysetPagination
 from leadmarket.api.schema import ERROR
 from leadmarket.errors import NotFound
 
@@ -49,6 +50,7 @@ class MobileLeadListView(AgencyAPIView, ListAPIView):
 
     serializer_class = MobileLeadSerializer
     filterset_class = MobileLeadFilter
+    pagination_class = KeysetPagination  # served by offer_agency_recent_idx, however deep
     queryset = Offer.objects.none()  # for the schema; requests use get_queryset
 
     def get_queryset(self):
@@ -133,6 +135,7 @@ class AdminLeadListView(StaffAPIView, ListAPIView):
     required_permissions = {"GET": "leads.view_lead"}
     serializer_class = AdminLeadSerializer
     filterset_class = AdminLeadFilter
+    pagination_class = KeysetPagination  # served by lead_recent_idx / lead_zipcode_recent_idx
     queryset = Lead.objects.none()  # for the schema; requests use get_queryset
 
     def get_queryset(self):

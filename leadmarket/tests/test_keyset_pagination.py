@@ -1,0 +1,91 @@
+"""KeysetPagination: the contract's page shape and ?page=N, plus cursor links and a capped count."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from agencies.authentication import Realm
+from agencies.tests.factories import StaffUserFactory
+from conftest import assert_failure, client_for
+from leadmarket.api import pagination
+from leads.models import Lead
+from leads.tests.factories import LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+ADMIN = "/api/admin/leads"
+
+
+@pytest.fixture
+def staff():
+    user = StaffUserFactory()
+    user.user_permissions.add(Permission.objects.get(codename="view_lead"))
+    return client_for(user, Realm.STAFF)
+
+
+@pytest.fixture
+def leads():
+    now = timezone.now()
+    # Two leads share each timestamp: the id breaks the tie, in the cursor too.
+    made = [LeadFactory(received_at=now - timedelta(minutes=n // 2)) for n in range(7)]
+    return sorted(made, key=lambda lead: (lead.received_at, lead.id), reverse=True)
+
+
+def ids(page) -> list[int]:
+    return [row["id"] for row in page["results"]]
+
+
+def test_following_next_and_previous_links_walks_the_list_in_order(staff, leads):
+    first = staff.get(ADMIN, {"page_size": 3}).json()["data"]
+    assert set(first) == {"results", "count", "next", "previous"}
+    assert (ids(first), first["count"], first["previous"]) == ([lead.id for lead in leads[:3]], 7, None)
+    assert "cursor=" in first["next"]
+    assert "page_size=3" in first["next"]
+
+    second = staff.get(first["next"]).json()["data"]
+    third = staff.get(second["next"]).json()["data"]
+    assert ids(second) == [lead.id for lead in leads[3:6]]
+    assert (ids(third), third["next"]) == ([leads[6].id], None)
+
+    back = staff.get(third["previous"]).json()["data"]
+    assert ids(back) == ids(second)
+    assert ids(staff.get(back["previous"]).json()["data"]) == ids(first)
+
+
+def test_page_numbers_still_work_with_page_links_back(staff, leads):
+    page = staff.get(ADMIN, {"page_size": 3, "page": 2}).json()["data"]
+    assert ids(page) == [lead.id for lead in leads[3:6]]
+    assert "page=" not in page["previous"]
+    assert "cursor=" not in page["previous"]
+    assert ids(staff.get(page["next"]).json()["data"]) == [leads[6].id]
+    assert "page=2" in staff.get(ADMIN, {"page_size": 3, "page": 3}).json()["data"]["previous"]
+
+
+@pytest.mark.parametrize("query", [{"page": "9"}, {"page": "0"}, {"page": "x"}, {"cursor": "garbage"},
+                                   {"cursor": pagination.encode_cursor(["not a date", 1])},
+                                   {"cursor": pagination.encode_cursor([1])}])  # fmt: skip
+def test_bad_pages_and_cursors_are_404_not_500(staff, leads, query):
+    assert_failure(staff.get(ADMIN, query), 404)
+
+
+def test_count_is_exact_up_to_the_limit_then_an_estimate(staff, leads, monkeypatch):
+    monkeypatch.setattr(pagination, "EXACT_COUNT_LIMIT", 5)
+    counted = pagination.capped_count(Lead.objects.all(), limit=5)
+    assert counted >= 6  # the planner's estimate, never below limit + 1
+    assert pagination.capped_count(Lead.objects.all(), limit=10) == 7
+
+
+def test_a_deep_cursor_page_costs_the_same_queries_as_the_first(staff, leads):
+    first = staff.get(ADMIN, {"page_size": 2}).json()["data"]
+    with CaptureQueriesContext(connection) as shallow:
+        staff.get(first["next"])
+    deep = first
+    for _ in range(2):
+        deep = staff.get(deep["next"]).json()["data"]
+    with CaptureQueriesContext(connection) as deeper:
+        staff.get(deep["next"])
+    assert len(deeper) == len(shallow)
