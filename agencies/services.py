@@ -33,6 +33,24 @@ STATUS_ACTIONS = {
 }
 
 
+def _create_user(*, email: str, password: str, full_name: str = "", is_staff: bool = False) -> User:
+    """A new user with a validated password; ValidationError on `email` (taken) or `password`."""
+    user = User(email=normalize_email(email), full_name=full_name, is_staff=is_staff)
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
+    if User.objects.filter(email=user.email).exists():
+        raise ValidationError({"email": [DUPLICATE_EMAIL]})
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:  # a concurrent registration won the race
+        raise ValidationError({"email": [DUPLICATE_EMAIL]}) from exc
+    return user
+
+
 @transaction.atomic
 def register_agency(
     *,
@@ -47,19 +65,7 @@ def register_agency(
 
     Raises ValidationError on `email` (taken) or `password` (too weak).
     """
-    user = User(email=normalize_email(email))
-    try:
-        validate_password(password, user=user)
-    except ValidationError as exc:
-        raise ValidationError({"password": exc.messages}) from exc
-    if User.objects.filter(email=user.email).exists():
-        raise ValidationError({"email": [DUPLICATE_EMAIL]})
-    user.set_password(password)
-    try:
-        with transaction.atomic():
-            user.save()
-    except IntegrityError as exc:  # a concurrent registration won the race
-        raise ValidationError({"email": [DUPLICATE_EMAIL]}) from exc
+    user = _create_user(email=email, password=password)
     status = AgencyStatus.PENDING if settings.AGENCY_REQUIRES_APPROVAL else AgencyStatus.ACTIVE
     agency = Agency(user=user, business_name=business_name, contact_name=contact_name, phone=phone, status=status)
     agency.full_clean()
@@ -259,19 +265,7 @@ def create_staff_user(
     """Creates a staff user holding one role. Raises ValidationError on `email` or `password`,
     and PermissionDenied when the role holds a permission the actor does not."""
     _refuse_escalation(actor, [f"{p.content_type.app_label}.{p.codename}" for p in role.permissions.all()])
-    user = User(email=normalize_email(email), full_name=full_name, is_staff=True)
-    try:
-        validate_password(password, user=user)
-    except ValidationError as exc:
-        raise ValidationError({"password": exc.messages}) from exc
-    if User.objects.filter(email=user.email).exists():
-        raise ValidationError({"email": [DUPLICATE_EMAIL]})
-    user.set_password(password)
-    try:
-        with transaction.atomic():
-            user.save()
-    except IntegrityError as exc:
-        raise ValidationError({"email": [DUPLICATE_EMAIL]}) from exc
+    user = _create_user(email=email, password=password, full_name=full_name, is_staff=True)
     user.groups.set([role])
     record_action(
         actor=actor,

@@ -3,6 +3,7 @@ from rest_framework import serializers
 from leads.models import Lead
 
 from ..models import DigestEncoding, KeyLocation, Portal, PortalKey, Reception, SignatureScheme
+from ..services import CONFIG_FIELDS
 
 
 class PortalKeySerializer(serializers.ModelSerializer):
@@ -17,28 +18,7 @@ class PortalSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Portal
-        fields = (
-            "id",
-            "code",
-            "name",
-            "is_active",
-            "default_lead_type",
-            "rate_limit",
-            "duplicate_window_days",
-            "mapping",
-            "key_location",
-            "key_field",
-            "json_form_field",
-            "redact_fields",
-            "signature_scheme",
-            "signature_header",
-            "signature_encoding",
-            "signature_prefix",
-            "has_signing_secret",
-            "live_keys",
-            "created_at",
-            "updated_at",
-        )
+        fields = ("id", *CONFIG_FIELDS, "has_signing_secret", "live_keys", "created_at", "updated_at")
 
     def get_live_keys(self, portal) -> list[dict]:
         # `live_key_list` is prefetched by the views (one query for the whole page).
