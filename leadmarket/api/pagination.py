@@ -134,7 +134,7 @@ class KeysetPagination(PageNumberPagination):
         for field, value in zip(self.ordering, values, strict=True):
             try:
                 parsed.append(self.model._meta.get_field(field.lstrip("-")).to_python(value))
-            except (ValidationError, FieldDoesNotExist) as exc:
+            except (ValidationError, FieldDoesNotExist, TypeError, ValueError) as exc:  # a forged cursor
                 raise NotFound("Invalid cursor.") from exc
         if any(value is None for value in parsed):
             raise NotFound("Invalid cursor.")

@@ -1,5 +1,7 @@
 """KeysetPagination: the contract's page shape and ?page=N, plus cursor links and a capped count."""
 
+import base64
+import json
 from datetime import timedelta
 
 import pytest
@@ -13,7 +15,7 @@ from agencies.tests.factories import StaffUserFactory
 from conftest import assert_failure, client_for
 from leadmarket.api import pagination
 from leads.models import Lead
-from leads.tests.factories import LeadFactory
+from leads.tests.factories import LeadFactory, subscribed_agency
 
 pytestmark = pytest.mark.django_db
 
@@ -89,3 +91,17 @@ def test_a_deep_cursor_page_costs_the_same_queries_as_the_first(staff, leads):
     with CaptureQueriesContext(connection) as deeper:
         staff.get(deep["next"])
     assert len(deeper) == len(shallow)
+
+
+@pytest.mark.parametrize(
+    "values", [["garbage", "x"], [1, 2, 3], [{"a": 1}, [1]], [None, None], [12.5, "2026-01-01T00:00:00Z"]]
+)
+def test_a_forged_cursor_is_a_4xx_never_a_500(values):
+    agency = subscribed_agency("10001")
+    LeadFactory()
+    cursor = base64.urlsafe_b64encode(json.dumps([values, False]).encode()).decode().rstrip("=")
+
+    response = client_for(agency.user, Realm.AGENCY).get("/api/mobile/leads", {"cursor": cursor})
+
+    assert response.status_code == 404
+    assert response.json()["success"] is False
