@@ -214,6 +214,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Lead marketplace: webhook ingestion, fair distribution, agency and staff APIs.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and docs are public; a staff or agency token sent along is simply ignored.
+    "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -7,7 +7,7 @@ with a bare 500; a database that cannot be reached is a 503 with Retry-After.
 import logging
 
 from django.core import exceptions as django_exceptions
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -56,6 +56,9 @@ def envelope_exception_handler(exc, context):
         return _response(status.HTTP_403_FORBIDDEN, "You do not have permission to perform this action.")
     if isinstance(exc, django_exceptions.RequestDataTooBig):
         return _response(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "Request body is too large.")
+    if isinstance(exc, DataError | OverflowError):
+        # A filter or field value the database cannot hold (an id beyond bigint, say).
+        return _response(status.HTTP_400_BAD_REQUEST, "A value is out of range.")
     if isinstance(exc, OperationalError | InterfaceError):
         logger.error("database unavailable: %s", exc)
         return _response(

@@ -126,3 +126,14 @@ def test_a_csrf_failure_under_api_is_enveloped(rf):
 
     assert response.status_code == 403
     assert response["Content-Type"] == "application/json"
+
+
+def test_a_value_the_database_cannot_hold_is_400(api_client, monkeypatch):
+    def overflow(**kwargs):
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    monkeypatch.setattr(agency_services, "register_agency", overflow)
+
+    response = api_client.post(REGISTER, {"email": "a@example.com", "password": "x" * 12, "business_name": "A"})
+
+    failure(response, 400)

@@ -322,3 +322,8 @@ def test_metrics_record_celery_task_outcomes_and_durations(client):
     assert sample(after, "leadmarket_celery_task_seconds_count", task=task) == (
         sample(before, "leadmarket_celery_task_seconds_count", task=task) + 1
     )
+
+
+def test_schema_is_served_whatever_token_comes_along(client, staff_client, agency_client):
+    for caller in (client, staff_client, agency_client):
+        assert caller.get("/api/schema/").status_code == 200
