@@ -1,5 +1,6 @@
 import logging
 import os
+from functools import partial
 
 from celery import Celery
 
@@ -12,19 +13,23 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-def enqueue_on_commit(task, **kwargs) -> None:
-    """Sends `task` with keyword arguments once the current transaction commits.
+def try_enqueue(task, **kwargs) -> bool:
+    """Sends `task` now; False (logged, never raised) when the broker is down.
 
-    A broker that is down never fails the request or rolls back what it committed: the
-    error is logged, and the periodic sweeper that owns this kind of work (a status
-    column it scans) picks the row up later.
+    No publish retries: a request must not hang on a dead broker, and every kind of work
+    sent this way has a periodic sweeper that scans a status column and sends it again.
     """
+    try:
+        task.apply_async(kwargs=kwargs, retry=False)
+    except Exception:
+        logger.warning("could not enqueue %s%s; the sweeper will pick it up", task.name, kwargs, exc_info=True)
+        return False
+    return True
+
+
+def enqueue_on_commit(task, **kwargs) -> None:
+    """Sends `task` once the current transaction commits (see `try_enqueue`): a broker that is
+    down never fails the request or rolls back what it committed."""
     from django.db import transaction
 
-    def send():
-        try:
-            task.apply_async(kwargs=kwargs)
-        except Exception:
-            logger.exception("could not enqueue %s%s; the sweeper will pick it up", task.name, kwargs)
-
-    transaction.on_commit(send)
+    transaction.on_commit(partial(try_enqueue, task, **kwargs))

@@ -2,10 +2,11 @@
 
 import logging
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.db import connection, transaction
 from django.db.models import Q
+
+from leadmarket.celery import enqueue_on_commit, try_enqueue
 
 from . import distribution
 from .models import Lead, LeadStatus
@@ -43,7 +44,7 @@ def create_lead(*, portal, values: dict, idempotency_key: str, now: datetime) ->
             **values,
         )
         if status == LeadStatus.NEW:
-            transaction.on_commit(partial(enqueue_distribution, lead_id=lead.pk))
+            enqueue_on_commit(_distribute_lead_task(), lead_id=lead.pk)
     return lead
 
 
@@ -88,19 +89,10 @@ def find_resent_lead(*, portal_id: int, external_id: str, idempotency_key: str) 
     return Lead.objects.filter(match, portal_id=portal_id).order_by("received_at", "id").first()
 
 
-def enqueue_distribution(*, lead_id: int) -> bool:
-    """Queues the lead's hand-off; a broker outage is logged, never raised.
+def _distribute_lead_task():
+    from .tasks import distribute_lead  # the task module imports this one
 
-    The lead stays `new` in the database, so `sweep_pending_leads` hands it off later.
-    """
-    from .tasks import distribute_lead as distribute_lead_task
-
-    try:
-        distribute_lead_task.apply_async(kwargs={"lead_id": lead_id}, retry=False)
-    except Exception:
-        logger.warning("could not enqueue distribution of lead %s; the sweeper will retry", lead_id, exc_info=True)
-        return False
-    return True
+    return distribute_lead
 
 
 def sweep_pending_leads(*, now: datetime, older_than: timedelta, inline: bool = False) -> list[int]:
@@ -118,7 +110,7 @@ def sweep_pending_leads(*, now: datetime, older_than: timedelta, inline: bool = 
     for lead_id in ids:
         if inline:
             distribution.distribute_lead(lead_id=lead_id, now=now)
-        elif not enqueue_distribution(lead_id=lead_id):
+        elif not try_enqueue(_distribute_lead_task(), lead_id=lead_id):
             break  # the broker is still down; the next sweep tries again
         handed.append(lead_id)
     return handed

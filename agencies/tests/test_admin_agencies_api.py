@@ -168,7 +168,9 @@ def test_reactivation_puts_the_agency_back_and_retries_its_zipcodes(
     operations_client, monkeypatch, django_capture_on_commit_callbacks
 ):
     queued = []
-    monkeypatch.setattr("leads.tasks.redistribute_leads.apply_async", lambda kwargs: queued.append(kwargs["zipcodes"]))
+    monkeypatch.setattr(
+        "leads.tasks.redistribute_leads.apply_async", lambda kwargs, **_options: queued.append(kwargs["zipcodes"])
+    )
     agency = subscribed_agency("10001", "10002", status=AgencyStatus.SUSPENDED)
     lead = LeadFactory()
     distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())

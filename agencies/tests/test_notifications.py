@@ -194,7 +194,9 @@ def test_the_sweeper_leaves_an_in_flight_push_alone_and_rescues_a_dead_one(
     lost_retry = make_notification(agency, push_attempts=2, next_attempt_at=NOW - timedelta(minutes=10))
     Notification.objects.update(created_at=NOW - timedelta(hours=1))
     enqueued = []
-    monkeypatch.setattr(push_task, "apply_async", lambda kwargs: enqueued.extend(kwargs["notification_ids"]))
+    monkeypatch.setattr(
+        push_task, "apply_async", lambda kwargs, **_options: enqueued.extend(kwargs["notification_ids"])
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         notifications.sweep_unpushed_notifications(now=NOW)
@@ -252,7 +254,7 @@ def test_logging_backend_without_credentials(settings, caplog):
 def test_notify_enqueues_the_push_only_after_commit(django_capture_on_commit_callbacks, monkeypatch):
     agency = AgencyFactory()
     enqueued = []
-    monkeypatch.setattr(push_task, "apply_async", lambda kwargs: enqueued.append(kwargs))
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, **_options: enqueued.append(kwargs))
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         notification = notifications.notify(
@@ -268,7 +270,7 @@ def test_notify_enqueues_the_push_only_after_commit(django_capture_on_commit_cal
 def test_notify_in_a_rolled_back_transaction_enqueues_nothing(monkeypatch):
     agency = AgencyFactory()
     enqueued = []
-    monkeypatch.setattr(push_task, "apply_async", lambda kwargs: enqueued.append(kwargs))
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, **_options: enqueued.append(kwargs))
 
     def offer_that_fails():
         with transaction.atomic():
@@ -288,7 +290,7 @@ def test_notify_in_a_rolled_back_transaction_enqueues_nothing(monkeypatch):
 def test_enqueue_failure_keeps_the_notification_for_the_sweeper(monkeypatch):
     agency = AgencyFactory()
 
-    def broker_down(kwargs):
+    def broker_down(kwargs, **_options):
         raise ConnectionError("redis is down")
 
     monkeypatch.setattr(push_task, "apply_async", broker_down)
@@ -302,7 +304,7 @@ def test_enqueue_failure_keeps_the_notification_for_the_sweeper(monkeypatch):
             now=NOW - timedelta(minutes=5),
         )
     enqueued = []
-    monkeypatch.setattr(push_task, "apply_async", lambda kwargs: enqueued.append(kwargs))
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, **_options: enqueued.append(kwargs))
 
     assert notifications.sweep_unpushed_notifications(now=NOW) == 1
     assert enqueued == [{"notification_ids": [notification.pk]}]

@@ -302,7 +302,9 @@ def test_first_lead_of_a_new_zipcode_creates_its_cursor():
 def redistributions(monkeypatch):
     """The ZIP codes whose unassigned leads were queued for another try (after commit)."""
     queued = []
-    monkeypatch.setattr("leads.tasks.redistribute_leads.apply_async", lambda kwargs: queued.append(kwargs["zipcodes"]))
+    monkeypatch.setattr(
+        "leads.tasks.redistribute_leads.apply_async", lambda kwargs, **_options: queued.append(kwargs["zipcodes"])
+    )
     return queued
 
 
@@ -346,7 +348,7 @@ def test_renewal_resets_the_cap_and_retries_the_zipcodes(redistributions, django
 def test_a_zipcode_nobody_covers_is_cached_and_forgotten_when_coverage_grows(
     django_assert_max_num_queries, django_capture_on_commit_callbacks, monkeypatch
 ):
-    monkeypatch.setattr("leads.tasks.redistribute_leads.apply_async", lambda kwargs: None)
+    monkeypatch.setattr("leads.tasks.redistribute_leads.apply_async", lambda kwargs, **_options: None)
     distribute(LeadFactory())  # caches "nobody covers 10001"
     second = LeadFactory()
 
@@ -366,7 +368,9 @@ def test_an_offer_enqueues_its_push_only_after_commit(monkeypatch, django_captur
     agency = subscribed_agency("10001")
     lead = LeadFactory()
     pushed = []
-    monkeypatch.setattr("agencies.tasks.push_notifications.apply_async", lambda kwargs: pushed.append(kwargs))
+    monkeypatch.setattr(
+        "agencies.tasks.push_notifications.apply_async", lambda kwargs, **_options: pushed.append(kwargs)
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         distribute(lead)
@@ -380,7 +384,7 @@ def test_a_broker_outage_never_loses_or_rolls_back_the_offer(monkeypatch, django
     subscribed_agency("10001")
     lead = LeadFactory()
 
-    def broker_down(kwargs):
+    def broker_down(kwargs, **_options):
         raise ConnectionError("redis is down")
 
     monkeypatch.setattr("agencies.tasks.push_notifications.apply_async", broker_down)

@@ -118,4 +118,4 @@ def test_a_real_unreachable_broker_does_not_fail_the_webhook(caplog):
 
     assert response.status_code == 201
     assert Lead.objects.get().status == LeadStatus.NEW
-    assert "could not enqueue distribution" in caplog.text
+    assert "could not enqueue leads.tasks.distribute_lead" in caplog.text
