@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from agencies.authentication import Realm, issue_tokens
 from agencies.tests.factories import AgencyFactory, StaffUserFactory
+from portals.selectors import forget_all_portals
 
 
 @pytest.fixture(autouse=True)
@@ -18,7 +19,9 @@ def _fast_hashing_and_clean_cache(settings):
     # Argon2 is slow on purpose; its use is asserted in one test with the real setting.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
+    forget_all_portals()  # the per-process portal cache outlives a test's rolled-back database
     yield
+    forget_all_portals()
     with contextlib.suppress(Exception):  # a test may have pointed the cache at a dead server
         cache.clear()
 

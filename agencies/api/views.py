@@ -77,10 +77,13 @@ class AgencyLoginView(PublicAPIView):
         return ok({**tokens, "agency": AgencySerializer(user.agency).data}, message="Logged in.")
 
 
+@extend_schema(tags=["agency auth"])
 class TokenRefreshView(PublicAPIView):
+    """A new token pair for a refresh token; the token's realm (agency or staff) carries over."""
+
     throttle_classes = [ApiRateThrottle, TokenRefreshThrottle]
 
-    @extend_schema(request=TokenRefreshInput, responses={200: TokenPairSerializer, 401: ERROR}, tags=["agency auth"])
+    @extend_schema(request=TokenRefreshInput, responses={200: TokenPairSerializer, 401: ERROR})
     def post(self, request):
         data = validated(TokenRefreshInput, request)
         return ok(services.refresh_tokens(refresh=data["refresh"]), message="Token refreshed.")
@@ -112,13 +115,9 @@ class StaffLoginView(PublicAPIView):
         return ok({**tokens, "user": StaffUserSerializer(user).data}, message="Logged in.")
 
 
-class StaffTokenRefreshView(PublicAPIView):
-    throttle_classes = [ApiRateThrottle, TokenRefreshThrottle]
-
-    @extend_schema(request=TokenRefreshInput, responses={200: TokenPairSerializer, 401: ERROR}, tags=["admin auth"])
-    def post(self, request):
-        data = validated(TokenRefreshInput, request)
-        return ok(services.refresh_tokens(refresh=data["refresh"]), message="Token refreshed.")
+@extend_schema(tags=["admin auth"])
+class StaffTokenRefreshView(TokenRefreshView):
+    """The same exchange, listed with the staff endpoints."""
 
 
 class StaffMeView(StaffAPIView):
