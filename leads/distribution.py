@@ -691,7 +691,8 @@ def _assign_to(lead: Lead, *, agency_id: int, actor, force: bool, now: datetime)
     lock_cursor(lead.zipcode)  # same lock order as the rotation, though the cursor does not move
     candidate = next((c for c in lock_candidates(lead.zipcode, now=now) if c.agency_id == agency_id), None)
     if not force:
-        if agency.status != AgencyStatus.ACTIVE:
+        # The candidate's status was read under its lock; a suspension cannot slip in between.
+        if (candidate.agency_status if candidate else agency.status) != AgencyStatus.ACTIVE:
             raise ValidationError({"agency_id": ["The agency is not active."]})
         if candidate is None:
             raise ValidationError({"agency_id": ["The agency's subscription does not cover this ZIP code."]})
