@@ -106,7 +106,7 @@ CACHE_KEY_PREFIX = env("CACHE_KEY_PREFIX", default="leadmarket")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "leadmarket.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": CACHE_KEY_PREFIX,
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
@@ -257,9 +257,8 @@ WEBHOOK_AUTH_FAILURE_RATE_PER_IP = env("WEBHOOK_AUTH_FAILURE_RATE_PER_IP", defau
 PORTAL_CACHE_SECONDS = env.int("PORTAL_CACHE_SECONDS", default=5)
 # Largest payload stored in a reception's audit row, in bytes (larger ones are marked truncated).
 RECEPTION_PAYLOAD_MAX_BYTES = env.int("RECEPTION_PAYLOAD_MAX_BYTES", default=64 * 1024)
-# A lead still `new` this many seconds after it arrived is handed to distribution again.
-LEAD_HANDOFF_SWEEP_AFTER_SECONDS = env.int("LEAD_HANDOFF_SWEEP_AFTER_SECONDS", default=120)
-CELERY_BEAT_SCHEDULE["sweep-pending-leads"] = {"task": "leads.tasks.sweep_pending_leads", "schedule": 60.0}
+# Webhooks queue a distribution run; this one catches up after a broker or worker outage.
+CELERY_BEAT_SCHEDULE["distribute-new-leads"] = {"task": "leads.tasks.distribute_new_leads", "schedule": 30.0}
 
 # --- Distribution ------------------------------------------------------------------------
 

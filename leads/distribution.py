@@ -37,6 +37,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Count, F, Q
+from django.utils import timezone
 
 from agencies.models import Agency, AgencyStatus, NotificationKind
 from agencies.notifications import notify, notify_many
@@ -334,6 +335,39 @@ def distribute_lead(*, lead_id: int, now: datetime) -> Lead | None:
         return lead
     distribute_in_zipcode(zipcode=lead.zipcode, leads=[lead], now=now, use_coverage_cache=True)
     return lead
+
+
+def distribute_new_leads(*, received_before: datetime, batch_size: int = BATCH_SIZE) -> int:
+    """Offers the leads still `new` that were received before `received_before`, oldest
+    first, one ZIP code per transaction: the hand-off after a webhook (`request_distribution`)
+    and the periodic catch-up after a broker or worker outage. A burst of leads of one ZIP
+    code shares one cursor lock and one eligibility read. Leads another run holds are
+    skipped (that run offers them). Returns how many leads were distributed."""
+    distributed, position = 0, Q()
+    while True:
+        pending = list(
+            Lead.objects.filter(position, status=LeadStatus.NEW, received_at__lt=received_before)
+            .order_by("received_at", "id")
+            .values_list("id", "zipcode", "received_at")[:batch_size]
+        )
+        if not pending:
+            return distributed
+        last_id, _, last_received_at = pending[-1]
+        position = Q(received_at__gt=last_received_at) | Q(received_at=last_received_at, id__gt=last_id)
+        by_zipcode = defaultdict(list)
+        for lead_id, zipcode, _ in pending:
+            by_zipcode[zipcode].append(lead_id)
+        for zipcode, ids in by_zipcode.items():
+            with transaction.atomic():
+                leads = list(
+                    Lead.objects.filter(id__in=ids, status=LeadStatus.NEW)
+                    .select_for_update(skip_locked=True)
+                    .only(*BATCH_LEAD_FIELDS)
+                    .order_by("received_at", "id")
+                )
+                if leads:
+                    distribute_in_zipcode(zipcode=zipcode, leads=leads, now=timezone.now(), use_coverage_cache=True)
+            distributed += len(leads)
 
 
 def _expire_in_zipcode(*, zipcode: str, now: datetime, filters: Q, batch_size: int) -> tuple[int, Outcome]:

@@ -1,19 +1,25 @@
 """Write use cases of leads: storing a mapped lead, and handing it to distribution."""
 
+import contextlib
 import logging
 from datetime import datetime, timedelta
 
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Q
 
-from leadmarket.celery import enqueue_on_commit, try_enqueue
+from leadmarket.celery import try_enqueue
 
-from . import distribution
 from .models import Lead, LeadStatus
 
 logger = logging.getLogger(__name__)
 
-SWEEP_BATCH = 500
+# Set while a distribution run is queued and not yet started: a burst of leads needs one
+# run, not one task per lead (a Celery publish cost the webhook more CPU than its inserts).
+DISTRIBUTION_QUEUED_KEY = "leads:distribution-queued"
+# A run lost from the queue silences new requests for at most this long; the periodic run
+# (CELERY_BEAT_SCHEDULE "distribute-new-leads") distributes in the meantime.
+DISTRIBUTION_QUEUED_SECONDS = 60
 
 
 def create_lead(*, portal, values: dict, idempotency_key: str, now: datetime) -> Lead:
@@ -44,7 +50,7 @@ def create_lead(*, portal, values: dict, idempotency_key: str, now: datetime) ->
             **values,
         )
         if status == LeadStatus.NEW:
-            enqueue_on_commit(_distribute_lead_task(), lead_id=lead.pk)
+            transaction.on_commit(request_distribution)
     return lead
 
 
@@ -89,28 +95,33 @@ def find_resent_lead(*, portal_id: int, external_id: str, idempotency_key: str) 
     return Lead.objects.filter(match, portal_id=portal_id).order_by("received_at", "id").first()
 
 
-def _distribute_lead_task():
-    from .tasks import distribute_lead  # the task module imports this one
+def _distribute_new_leads_task():
+    from .tasks import distribute_new_leads  # the task module imports this one
 
-    return distribute_lead
+    return distribute_new_leads
 
 
-def sweep_pending_leads(*, now: datetime, older_than: timedelta, inline: bool = False) -> list[int]:
-    """Hands off again every lead still `new` `older_than` after it was received.
+def request_distribution() -> None:
+    """Queues a run of `distribute_new_leads` unless one is queued and has not started yet.
 
-    Covers enqueues lost to a broker or worker outage. Returns the ids handed off (all
-    of them with `inline`, which distributes in this process instead of queueing).
+    The run takes every lead that is `new` when it starts, so a lead committed before this
+    call is either taken by the queued run or, if that run already started, gets a new one
+    (the run clears the flag before it reads). Failures are logged, never raised: the
+    periodic run picks up what a broker or cache outage left behind.
     """
-    ids = list(
-        Lead.objects.pending_handoff(received_before=now - older_than)
-        .order_by("received_at", "id")
-        .values_list("id", flat=True)[:SWEEP_BATCH]
-    )
-    handed = []
-    for lead_id in ids:
-        if inline:
-            distribution.distribute_lead(lead_id=lead_id, now=now)
-        elif not try_enqueue(_distribute_lead_task(), lead_id=lead_id):
-            break  # the broker is still down; the next sweep tries again
-        handed.append(lead_id)
-    return handed
+    try:
+        first = cache.add(DISTRIBUTION_QUEUED_KEY, True, DISTRIBUTION_QUEUED_SECONDS)
+    except Exception:
+        logger.warning("distribution flag unavailable; queueing a run", exc_info=True)
+        first = True
+    if first and not try_enqueue(_distribute_new_leads_task()):
+        with contextlib.suppress(Exception):
+            cache.delete(DISTRIBUTION_QUEUED_KEY)
+
+
+def distribution_started() -> None:
+    """Called by a run before it reads: leads committed from now on queue another run."""
+    try:
+        cache.delete(DISTRIBUTION_QUEUED_KEY)
+    except Exception:
+        logger.warning("distribution flag unavailable", exc_info=True)

@@ -1,31 +1,22 @@
-from datetime import timedelta
-
 from celery import shared_task
-from django.conf import settings
 from django.utils import timezone
 
 from . import distribution, services
 
 
 @shared_task(
-    name="leads.tasks.distribute_lead",
+    name="leads.tasks.distribute_new_leads",
     acks_late=True,
-    soft_time_limit=30,
-    time_limit=60,
+    soft_time_limit=240,
+    time_limit=300,
     autoretry_for=(Exception,),
     retry_backoff=True,
     max_retries=5,
 )
-def distribute_lead(*, lead_id: int) -> None:
-    distribution.distribute_lead(lead_id=lead_id, now=timezone.now())
-
-
-@shared_task(name="leads.tasks.sweep_pending_leads", soft_time_limit=50, time_limit=60)
-def sweep_pending_leads() -> int:
-    handed = services.sweep_pending_leads(
-        now=timezone.now(), older_than=timedelta(seconds=settings.LEAD_HANDOFF_SWEEP_AFTER_SECONDS)
-    )
-    return len(handed)
+def distribute_new_leads() -> int:
+    """Queued after webhooks (`services.request_distribution`) and run periodically by beat."""
+    services.distribution_started()
+    return distribution.distribute_new_leads(received_before=timezone.now())
 
 
 @shared_task(name="leads.tasks.redistribute_leads", soft_time_limit=240, time_limit=300)

@@ -149,6 +149,22 @@ def test_concurrent_redistribution_runs_offer_each_lead_once():
     assert Offer.objects.values("lead").distinct().count() == len(leads)
 
 
+def test_concurrent_runs_over_new_leads_offer_each_lead_once_in_balance():
+    agencies = [subscribed_agency("10001") for _ in range(3)]
+    leads = LeadFactory.create_batch(100, zipcode="10001")
+
+    def run():
+        return distribution.distribute_new_leads(received_before=timezone.now(), batch_size=7)
+
+    in_threads([run] * 4, workers=4)
+
+    assert Offer.objects.count() == len(leads)
+    assert Offer.objects.values("lead").distinct().count() == len(leads)
+    counts = Counter(Offer.objects.values_list("agency_id", flat=True))
+    assert sorted(counts.values()) == [33, 33, 34]
+    assert set(counts) == {agency.id for agency in agencies}
+
+
 @pytest.mark.parametrize("cap", [None, 100])
 def test_a_busy_zipcode_does_not_hold_up_the_others(cap):
     """A shared agency: a 10001 distribution holding its locks does not block one in 90210

@@ -6,9 +6,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
-from leads import distribution, services
+from leads import distribution, services, tasks
 from leads.models import Lead, LeadStatus, Offer
 from leads.standard import normalize_lead
+from leads.tests.factories import subscribed_agency
 from portals.tests.factories import make_portal
 
 pytestmark = pytest.mark.django_db
@@ -48,37 +49,102 @@ def test_distribute_lead_leaves_duplicates_test_leads_and_unknown_ids_alone():
     assert set(Lead.objects.values_list("status", flat=True)) == {"new", "duplicate", "test"}
 
 
-def test_sweeper_hands_off_only_new_leads_older_than_the_threshold(monkeypatch):
+def test_distribute_new_leads_offers_waiting_leads_oldest_first_and_nothing_else():
+    agencies = [subscribed_agency("10001") for _ in range(2)]
     portal, _ = make_portal()
-    old = store(portal)
-    Lead.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(minutes=10))
-    store(portal, email="fresh@example.com")
-    store(portal, email="test@example.com", is_test=True)
+    first, second = store(portal), store(portal, email="b@example.com")
+    Lead.objects.filter(pk=first.pk).update(received_at=timezone.now() - timedelta(minutes=10))
+    nobody = store(portal, email="c@example.com", zipcode="90210")
+    test = store(portal, email="t@example.com", is_test=True)
+    bound = timezone.now()
+    later = store(portal, email="d@example.com")
+    Lead.objects.filter(pk=later.pk).update(received_at=bound + timedelta(seconds=1))
+
+    assert distribution.distribute_new_leads(received_before=bound) == 3
+
+    assert [Offer.objects.get(lead=lead).agency_id for lead in (first, second)] == [a.id for a in agencies]
+    statuses = dict(Lead.objects.values_list("id", "status"))
+    assert statuses[nobody.pk] == LeadStatus.UNASSIGNED
+    assert (statuses[test.pk], statuses[later.pk]) == (LeadStatus.TEST, LeadStatus.NEW)
+    assert distribution.distribute_new_leads(received_before=bound) == 0
+
+
+def test_distribute_new_leads_pages_through_more_leads_than_a_batch():
+    subscribed_agency("10001")
+    portal, _ = make_portal()
+    for number in range(7):
+        store(portal, email=f"{number}@example.com", zipcode=("10001", "10002")[number % 2])
+
+    assert distribution.distribute_new_leads(received_before=timezone.now(), batch_size=2) == 7
+    assert not Lead.objects.filter(status=LeadStatus.NEW).exists()
+
+
+@pytest.fixture
+def queued_runs(monkeypatch):
     queued = []
-    monkeypatch.setattr("leads.tasks.distribute_lead.apply_async", lambda **kwargs: queued.append(kwargs["kwargs"]))
-
-    handed = services.sweep_pending_leads(now=timezone.now(), older_than=timedelta(minutes=2))
-
-    assert handed == [old.pk]
-    assert queued == [{"lead_id": old.pk}]
+    monkeypatch.setattr("leads.tasks.distribute_new_leads.apply_async", lambda **kwargs: queued.append(kwargs))
+    return queued
 
 
-def test_sweep_leads_command_can_distribute_inline():
+def test_a_burst_of_new_leads_queues_one_run_until_that_run_starts(queued_runs, django_capture_on_commit_callbacks):
+    portal, _ = make_portal()
+    with django_capture_on_commit_callbacks(execute=True):
+        for number in range(3):
+            store(portal, email=f"{number}@example.com")
+
+    assert len(queued_runs) == 1
+    services.distribution_started()
+    with django_capture_on_commit_callbacks(execute=True):
+        store(portal, email="next@example.com")
+    assert len(queued_runs) == 2
+
+
+def test_a_failed_enqueue_does_not_silence_the_next_lead(monkeypatch, caplog):
+    attempts = []
+
+    def broker_down(**kwargs):
+        attempts.append(kwargs)
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr("leads.tasks.distribute_new_leads.apply_async", broker_down)
+
+    services.request_distribution()
+    services.request_distribution()
+
+    assert len(attempts) == 2
+    assert "could not enqueue leads.tasks.distribute_new_leads" in caplog.text
+
+
+def test_the_queued_run_distributes_and_clears_the_flag(queued_runs):
+    subscribed_agency("10001")
+    portal, _ = make_portal()
+    lead = store(portal)
+    services.request_distribution()
+
+    assert tasks.distribute_new_leads.run() == 1
+
+    lead.refresh_from_db()
+    assert lead.status == LeadStatus.OFFERED
+    services.request_distribution()
+    assert len(queued_runs) == 2  # the run cleared the flag
+
+
+def test_distribute_new_leads_command_distributes_in_this_process():
     portal, _ = make_portal()
     lead = store(portal)
     out = StringIO()
 
-    call_command("sweep_leads", "--older-than", "0", "--inline", stdout=out)
+    call_command("distribute_new_leads", stdout=out)
 
     lead.refresh_from_db()
     assert lead.status == LeadStatus.UNASSIGNED
-    assert "Handed off 1" in out.getvalue()
+    assert "Distributed 1 waiting lead(s)." in out.getvalue()
 
 
-def test_the_sweeper_is_scheduled():
-    entry = settings.CELERY_BEAT_SCHEDULE["sweep-pending-leads"]
+def test_the_catch_up_run_is_scheduled():
+    entry = settings.CELERY_BEAT_SCHEDULE["distribute-new-leads"]
 
-    assert entry["task"] == "leads.tasks.sweep_pending_leads"
+    assert entry["task"] == "leads.tasks.distribute_new_leads"
 
 
 def test_normalize_lead_fills_city_and_state_and_formats_phone():

@@ -93,7 +93,7 @@ def test_webhook_lead_is_offered_and_pushed_by_a_real_worker(worker):
     log = worker.communicate(timeout=20)[0]
     assert pushed, log
     assert Lead.objects.get().status == LeadStatus.OFFERED
-    assert "leads.tasks.distribute_lead" in log
+    assert "leads.tasks.distribute_new_leads" in log
     assert "agencies.tasks.push_notifications" in log
     # The request id travelled with the hand-off into the worker's log lines.
     assert any("e2e-request-42" in line and "distributed 1 lead(s) in 10001" in line for line in log.splitlines()), log

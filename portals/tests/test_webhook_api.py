@@ -396,12 +396,12 @@ def test_a_new_lead_is_handed_to_distribution_after_commit(
 ):
     _, key = portal_key
     queued = []
-    monkeypatch.setattr("leads.tasks.distribute_lead.apply_async", lambda **kwargs: queued.append(kwargs))
+    monkeypatch.setattr("leads.tasks.distribute_new_leads.apply_async", lambda **kwargs: queued.append(kwargs))
 
     with django_capture_on_commit_callbacks(execute=True):
-        data = assert_success(post_json(api_client, "acme", LEAD, key), 201)
+        assert_success(post_json(api_client, "acme", LEAD, key), 201)
 
-    assert queued == [{"kwargs": {"lead_id": data["lead_id"]}, "retry": False}]
+    assert queued == [{"kwargs": {}, "retry": False}]
 
 
 # --- throttling and faults -------------------------------------------------------------------

@@ -1,17 +1,14 @@
 """Real transactions and threads: racing re-sends, and a broker outage during a post."""
 
 import threading
-from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerDown
 from rest_framework.test import APIClient
 
-from leads import services as lead_services
 from leads.models import Lead, LeadStatus
-from leads.tasks import distribute_lead as distribute_lead_task
+from leads.tasks import distribute_new_leads as distribute_task
 from portals.models import Reception
 from portals.tests.factories import make_portal
 from portals.tests.helpers import LEAD, post_json
@@ -70,34 +67,22 @@ def test_simultaneous_posts_with_one_idempotency_key_make_one_lead():
     assert Lead.objects.count() == 1
 
 
-def test_broker_down_during_a_post_still_stores_the_lead_and_the_sweeper_hands_it_off(monkeypatch):
+def test_broker_down_during_a_post_still_stores_the_lead_and_the_catch_up_run_offers_it(monkeypatch):
     _, key = make_portal("outage")
 
     def broker_down(*args, **kwargs):
         raise BrokerDown("Error 111 connecting to 127.0.0.1:1. Connection refused.")
 
-    monkeypatch.setattr(distribute_lead_task, "apply_async", broker_down)
+    monkeypatch.setattr(distribute_task, "apply_async", broker_down)
 
     response = post_json(APIClient(raise_request_exception=False), "outage", LEAD, key)
 
     assert response.status_code == 201
     lead = Lead.objects.get(pk=response.json()["data"]["lead_id"])
     assert lead.status == LeadStatus.NEW
-    assert (
-        lead_services.sweep_pending_leads(now=timezone.now() + timedelta(minutes=5), older_than=timedelta(minutes=2))
-        == []
-    )
 
     monkeypatch.undo()
-    queued = []
-    monkeypatch.setattr(distribute_lead_task, "apply_async", lambda **kwargs: queued.append(kwargs["kwargs"]))
-    handed = lead_services.sweep_pending_leads(
-        now=timezone.now() + timedelta(minutes=5), older_than=timedelta(minutes=2)
-    )
-    distribute_lead_task.run(**queued[0])
-
-    assert handed == [lead.pk]
-    assert queued == [{"lead_id": lead.pk}]
+    assert distribute_task.run() == 1  # what beat runs every 30 s
     lead.refresh_from_db()
     assert lead.status == LeadStatus.UNASSIGNED
 
@@ -118,4 +103,4 @@ def test_a_real_unreachable_broker_does_not_fail_the_webhook(caplog):
 
     assert response.status_code == 201
     assert Lead.objects.get().status == LeadStatus.NEW
-    assert "could not enqueue leads.tasks.distribute_lead" in caplog.text
+    assert "could not enqueue leads.tasks.distribute_new_leads" in caplog.text
