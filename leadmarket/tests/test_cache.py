@@ -1,9 +1,10 @@
-from django.core.cache import cache
+from django.core.cache import caches
 
 from leadmarket.cache import RedisCache
 
 
 def test_the_redis_cache_reuses_one_client_per_pool_and_still_works():
+    cache = caches["default"]
     assert isinstance(cache, RedisCache)
     client = cache._cache.get_client("a", write=True)
 
