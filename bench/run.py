@@ -232,7 +232,7 @@ def pgbench_script(queries: list[str], run: str, zipcode: str, lead_id: int) -> 
         sql = sql.replace(f"'probe{run}'", "('pgb-' || :client_id || '-' || :n)")
         sql = sql.replace(f"'{zipcode}'", zip_expr)
         sql = re.sub(rf"\b{lead_id}\b", ":lead_id", sql)
-        if sql.startswith("INSERT") and "leads_lead" in sql.split("(")[0]:
+        if "INSERT INTO leads_lead" in sql or sql.startswith('INSERT INTO "leads_lead"'):
             sql = sql.rstrip(";") + " \\gset lead_"
         lines.append(sql.replace("\n", " ") + ("" if sql.endswith("gset lead_") else ";"))
     lines.append("COMMIT;")

@@ -1,4 +1,7 @@
-"""Bulk inserts for the batch paths (redistribution): COPY instead of INSERT ... UNNEST.
+"""Inserts without the ORM's per-statement compilation: COPY for the batch paths
+(redistribution), and single-row INSERTs built once per model for the webhook.
+
+Bulk: COPY instead of INSERT ... UNNEST.
 
 Django's `bulk_create` builds the statement in Python and psycopg dumps every column as an
 array; for hundreds of offers and notifications per batch that was most of redistribution's
@@ -6,6 +9,8 @@ CPU. Here the primary keys come from the table's sequence in one query, then the
 streamed with COPY. Same result as `bulk_create` (objects get their pks, defaults and
 `pre_save` values apply); other databases fall back to `bulk_create`.
 """
+
+import functools
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
@@ -36,3 +41,41 @@ def copy_create(objs: list) -> list:
     for obj in objs:
         obj._state.adding, obj._state.db = False, connection.alias
     return objs
+
+
+@functools.cache
+def insert_fields(model, *, exclude: tuple[str, ...] = ()) -> tuple[list, str]:
+    """The fields an INSERT of `model` writes (all but the primary key and `exclude`), and
+    their quoted column list."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    fields = [f for f in model._meta.concrete_fields if f is not model._meta.pk and f.name not in exclude]
+    return fields, ", ".join(quote(field.column) for field in fields)
+
+
+def insert_params(obj, fields: list) -> list:
+    """`obj`'s values for `fields` as the database takes them (what Model.save would send)."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+
+
+def saved(obj, pk):
+    """Marks `obj` as stored with `pk`, as Model.save does."""
+    obj.pk = pk
+    obj._state.adding, obj._state.db = False, DEFAULT_DB_ALIAS
+    return obj
+
+
+def insert_one(obj):
+    """Inserts `obj` like `obj.save()` does for a new object, in one statement whose SQL is
+    built once per model: Model.save compiled the INSERT anew each time, which cost the
+    webhook more CPU than the round trip."""
+    model = type(obj)
+    fields, columns = insert_fields(model)
+    connection = connections[DEFAULT_DB_ALIAS]
+    table, pk = connection.ops.quote_name(model._meta.db_table), connection.ops.quote_name(model._meta.pk.column)
+    placeholders = ", ".join(["%s"] * len(fields))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {pk}", insert_params(obj, fields)
+        )
+        return saved(obj, cursor.fetchone()[0])

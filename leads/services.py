@@ -8,6 +8,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Q
 
+from leadmarket.bulk import insert_fields, insert_one, insert_params, saved
 from leadmarket.celery import try_enqueue
 
 from .models import Lead, LeadStatus
@@ -34,30 +35,28 @@ def create_lead(*, portal, values: dict, idempotency_key: str, now: datetime) ->
     Raises IntegrityError when the portal already sent this lead (same external_id or
     idempotency key): the unique constraints decide, so racing re-sends cannot both win.
     """
+    lead = Lead(
+        portal=portal,
+        status=LeadStatus.TEST if values.get("is_test") else LeadStatus.NEW,
+        received_at=now,
+        status_changed_at=now,
+        idempotency_key=idempotency_key,
+        **values,
+    )
     with transaction.atomic(savepoint=False):
-        status, original_id = (LeadStatus.TEST, None) if values.get("is_test") else (LeadStatus.NEW, None)
-        if status == LeadStatus.NEW and portal.duplicate_window_days:
-            original_id = _find_original(values=values, since=now - timedelta(days=portal.duplicate_window_days))
-            if original_id is not None:
-                status = LeadStatus.DUPLICATE
-        lead = Lead.objects.create(
-            portal=portal,
-            status=status,
-            received_at=now,
-            status_changed_at=now,
-            idempotency_key=idempotency_key,
-            duplicate_of_id=original_id,
-            **values,
-        )
-        if status == LeadStatus.NEW:
+        if lead.status == LeadStatus.NEW and portal.duplicate_window_days:
+            _insert_new_or_duplicate(lead, since=now - timedelta(days=portal.duplicate_window_days))
+        else:
+            insert_one(lead)
+        if lead.status == LeadStatus.NEW:
             transaction.on_commit(request_distribution)
     return lead
 
 
-# The webhook's hot path: raw SQL skips ~1 ms of ORM compilation per lead. One branch per
-# contact field, each served by its (zipcode, contact, received_at) index; an OR of the two
-# would scan every recent lead of the ZIP code.
-# Each branch is wrapped in a derived table so the UNION is valid on SQLite as well.
+# The earliest recent non-duplicate lead with the ZIP code and phone or email: one branch
+# per contact field, each served by its (zipcode, contact, received_at) index (an OR of the
+# two would scan every recent lead of the ZIP code). Each branch is wrapped in a derived
+# table so the UNION is valid on SQLite as well.
 _ORIGINAL_BRANCH = (
     "SELECT id, received_at FROM (SELECT id, received_at FROM leads_lead WHERE zipcode = %s AND {field} = %s"
     " AND received_at >= %s AND NOT is_test AND status <> 'duplicate'"
@@ -65,22 +64,42 @@ _ORIGINAL_BRANCH = (
 )
 
 
-def _find_original(*, values: dict, since: datetime) -> int | None:
-    """The id of the earliest recent non-duplicate lead with this ZIP and phone or email."""
+def _insert_new_or_duplicate(lead: Lead, *, since: datetime) -> None:
+    """Inserts `lead` as `new`, or as `duplicate` of the earliest matching lead since `since`.
+
+    The webhook's hot path, so one round trip: the per-ZIP lock, then the check and the
+    insert as one statement. The lock makes two matching leads arriving together take
+    turns (both cannot be originals); the insert statement starts after it is granted, so
+    it sees a lead committed by the previous holder.
+    """
     branches, params = [], []
     for name in ("phone", "email"):
-        if values.get(name):
+        if getattr(lead, name):
             branches.append(_ORIGINAL_BRANCH.format(field=name))
-            params += [values["zipcode"], values[name], since]
+            params += [lead.zipcode, getattr(lead, name), since]
+    if not branches:
+        insert_one(lead)
+        return
+    fields, columns = insert_fields(Lead, exclude=("status", "duplicate_of"))
+    original = f"SELECT id FROM ({' UNION ALL '.join(branches)}) AS candidates ORDER BY received_at, id LIMIT 1"
+    insert = (
+        f"WITH original AS (SELECT ({original}) AS id)"
+        f" INSERT INTO leads_lead ({columns}, status, duplicate_of_id)"
+        f" VALUES ({', '.join(['%s'] * len(fields))},"
+        " CASE WHEN (SELECT id FROM original) IS NULL THEN %s ELSE %s END, (SELECT id FROM original))"
+        " RETURNING id, status, duplicate_of_id"
+    )
+    params += [*insert_params(lead, fields), LeadStatus.NEW, LeadStatus.DUPLICATE]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # Two matching leads arriving together must not both be originals: serialise
-            # the check-and-insert per ZIP code until the transaction ends.
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lead-dedupe:{values['zipcode']}"])
-        union = " UNION ALL ".join(branches)
-        cursor.execute(f"SELECT id FROM ({union}) AS candidates ORDER BY received_at, id LIMIT 1", params)
-        row = cursor.fetchone()
-    return row[0] if row else None
+            cursor.execute(
+                f"SELECT pg_advisory_xact_lock(hashtext(%s)); {insert}", [f"lead-dedupe:{lead.zipcode}", *params]
+            )
+            cursor.nextset()
+        else:
+            cursor.execute(insert, params)
+        pk, lead.status, lead.duplicate_of_id = cursor.fetchone()
+    saved(lead, pk)
 
 
 def find_resent_lead(*, portal_id: int, external_id: str, idempotency_key: str) -> Lead | None:

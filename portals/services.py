@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 
 from audit.services import record_action, snapshot
 from leadmarket import metrics
+from leadmarket.bulk import insert_one
 from leadmarket.errors import Conflict, NotFound
 from leads.models import Lead
 from leads.services import create_lead, find_resent_lead
@@ -284,22 +285,24 @@ def record_reception(
 ) -> Reception:
     # Unknown portal codes share one label: strangers must not grow the metric's cardinality.
     metrics.webhook_receptions.labels(record.portal.code if record.portal else "unknown", outcome).inc()
-    return Reception.objects.create(
-        portal=record.portal,
-        portal_code=record.portal_code[:64],
-        received_at=record.received_at,
-        client_ip=record.client_ip,
-        status_code=status_code,
-        outcome=outcome,
-        errors=errors or {},
-        latency_ms=latency_ms,
-        lead=lead,
-        payload=record.payload,
-        payload_text=record.payload_text,
-        payload_truncated=record.payload_truncated,
-        headers=record.headers,
-        idempotency_key=record.idempotency_key,
-        replay_of=record.replay_of,
+    return insert_one(
+        Reception(
+            portal=record.portal,
+            portal_code=record.portal_code[:64],
+            received_at=record.received_at,
+            client_ip=record.client_ip,
+            status_code=status_code,
+            outcome=outcome,
+            errors=errors or {},
+            latency_ms=latency_ms,
+            lead=lead,
+            payload=record.payload,
+            payload_text=record.payload_text,
+            payload_truncated=record.payload_truncated,
+            headers=record.headers,
+            idempotency_key=record.idempotency_key,
+            replay_of=record.replay_of,
+        )
     )
 
 
