@@ -1,29 +1,30 @@
 """The distribution engine: fair rotation of leads among the agencies covering a ZIP code.
 
-How a lead finds its agency (all inside one transaction):
+How leads find their agencies (a batch of leads, in any ZIP codes, inside one transaction):
 
 1. The lead rows are locked (the caller decides: wait for one lead, or skip locked ones
    when sweeping many).
-2. The ZIP code's RotationCursor row is created if needed and locked. This serialises
-   distribution within the ZIP code, never across ZIP codes.
-3. The territories covering the ZIP code are read together with their subscriptions and
-   agencies, locked FOR KEY SHARE in agency order. Distributions never wait for each
-   other on these rows, but an unsubscribe, a territory removal, a suspension or a pause
-   (all FOR UPDATE) either commits before (and is seen) or waits until this offer is
-   committed. Capped subscriptions are also taken in turn through an advisory lock per
-   subscription, in agency order, so their cap counts are exact.
-4. The eligible agencies, in a stable order (agency id), are: active, accepting leads,
-   below their plan's cap for the current period, and never offered this lead before.
-   The lead goes to the first eligible agency after the one that got the ZIP code's last
-   offer (wrapping around). While the eligible set stays the same, per-agency counts in a
-   ZIP code never differ by more than one; an agency joining or leaving is simply in or
-   out of the ordered list, so the others keep their order.
-5. The offer records its decision trace; the lead becomes `offered` (or `unassigned` when
-   nobody is eligible); the cursor moves; the agency's notification is pushed after commit.
+2. The RotationCursor rows of the batch's ZIP codes are created if needed and locked, in
+   ZIP code order. This serialises distribution within a ZIP code.
+3. The territories covering those ZIP codes are read together with their subscriptions
+   and agencies, locked FOR KEY SHARE. Distributions never wait for each other on these
+   rows, but an unsubscribe, a territory removal, a suspension or a pause (all FOR
+   UPDATE) either commits before (and is seen) or waits until these offers are committed.
+   Capped subscriptions are then taken in turn through an advisory lock per subscription,
+   in agency order, so their cap counts are exact.
+4. The eligible agencies of a ZIP code, in a stable order (agency id), are: active,
+   accepting leads, below their plan's cap for the current period, and never offered this
+   lead before. A lead goes to the first eligible agency after the one that got its ZIP
+   code's last offer (wrapping around). While the eligible set stays the same, per-agency
+   counts in a ZIP code never differ by more than one; an agency joining or leaving is
+   simply in or out of the ordered list, so the others keep their order.
+5. Each offer records its decision trace; leads become `offered` (or `unassigned` when
+   nobody is eligible); the cursors move; the agencies' notifications are pushed after
+   commit. The writes are one statement of each kind for the whole batch.
 
-Lock order everywhere: lead rows, then the cursor, then territory/subscription/agency
-rows, then cap locks. A transaction distributes in one ZIP code only: holding one ZIP
-code's cap locks while waiting for another ZIP code's cursor could deadlock.
+Lock order everywhere: lead rows, then every cursor of the batch (in ZIP code order),
+then territory/subscription/agency rows, then cap locks (in agency order). A transaction
+never waits for a cursor while it holds a cap lock, so two distributions cannot deadlock.
 """
 
 import contextlib
@@ -86,14 +87,19 @@ def offer_timeout() -> timedelta:
     return timedelta(minutes=settings.OFFER_TIMEOUT_MINUTES)
 
 
-def lock_cursor(zipcode: str) -> RotationCursor:
-    """The ZIP code's rotation cursor, created on first use, locked until commit.
+def lock_cursors(zipcodes: list[str]) -> dict[str, RotationCursor]:
+    """The ZIP codes' rotation cursors, created on first use, locked in ZIP code order until
+    commit.
 
     Leads of a ZIP code never seen before may arrive together: the primary key lets
     exactly one insert win and the others wait for its lock.
     """
-    cursor, _ = RotationCursor.objects.select_for_update().get_or_create(zipcode=zipcode)
-    return cursor
+    zipcodes = sorted(set(zipcodes))
+    RotationCursor.objects.bulk_create([RotationCursor(zipcode=zipcode) for zipcode in zipcodes], ignore_conflicts=True)
+    return {
+        cursor.zipcode: cursor
+        for cursor in RotationCursor.objects.select_for_update().filter(zipcode__in=zipcodes).order_by("zipcode")
+    }
 
 
 # Cap counts are exact because distributions to one capped subscription take turns on
@@ -101,39 +107,46 @@ def lock_cursor(zipcode: str) -> RotationCursor:
 CAP_LOCK_NAMESPACE = 7271
 
 
-def _candidates_sql(locking: bool) -> str:
+def _candidates_sql(zipcodes: int, locking: bool) -> str:
     territory, subscription = Territory._meta.db_table, Subscription._meta.db_table
     agency, plan = Agency._meta.db_table, Plan._meta.db_table
     live = ", ".join(["%s"] * len(LIVE_STATUSES))
     sql = (
-        f"SELECT s.agency_id, s.id, a.status, a.accepting_leads, p.monthly_lead_cap"
+        f"SELECT t.zipcode, s.agency_id, s.id, a.status, a.accepting_leads, p.monthly_lead_cap"
         f" FROM {territory} t JOIN {subscription} s ON s.id = t.subscription_id"
         f" JOIN {agency} a ON a.id = s.agency_id JOIN {plan} p ON p.id = s.plan_id"
-        f" WHERE t.zipcode = %s AND s.status IN ({live})"
+        f" WHERE t.zipcode IN ({', '.join(['%s'] * zipcodes)}) AND s.status IN ({live})"
         f" AND s.current_period_start <= %s AND s.current_period_end > %s"
         f" ORDER BY s.agency_id, s.id"
     )
-    # KEY SHARE: distributions in different ZIP codes never wait for each other, while an
+    # KEY SHARE: distributions never wait for each other on these rows, while an
     # unsubscribe, a removed ZIP code, a suspension or a pause (which take FOR UPDATE)
     # either commits first and is seen, or waits until this offer is committed.
     return sql + " FOR KEY SHARE OF t, s, a" if locking else sql
 
 
-def lock_candidates(zipcode: str, *, now: datetime) -> list[Candidate]:
-    """The agencies whose live subscriptions cover `zipcode` now, locked, with exact cap counts."""
+def lock_candidates(zipcodes: list[str], *, now: datetime) -> dict[str, list[Candidate]]:
+    """The agencies whose live subscriptions cover each of `zipcodes` now, locked, with
+    exact cap counts. A subscription covering several of the ZIP codes is one Candidate,
+    so its cap counts every offer made in the transaction."""
     postgres = connection.vendor == "postgresql"
+    zipcodes = sorted(set(zipcodes))
+    candidates: dict[int, Candidate] = {}
+    by_zipcode: dict[str, list[Candidate]] = {zipcode: [] for zipcode in zipcodes}
     with connection.cursor() as cursor:
-        cursor.execute(_candidates_sql(postgres), [zipcode, *LIVE_STATUSES, now, now])
-        candidates = {
-            subscription_id: Candidate(
-                agency_id=agency_id,
-                subscription_id=subscription_id,
-                agency_status=status,
-                accepting_leads=accepting,
-                cap=cap,
+        cursor.execute(_candidates_sql(len(zipcodes), postgres), [*zipcodes, *LIVE_STATUSES, now, now])
+        for zipcode, agency_id, subscription_id, status, accepting, cap in cursor.fetchall():
+            candidate = candidates.setdefault(
+                subscription_id,
+                Candidate(
+                    agency_id=agency_id,
+                    subscription_id=subscription_id,
+                    agency_status=status,
+                    accepting_leads=accepting,
+                    cap=cap,
+                ),
             )
-            for agency_id, subscription_id, status, accepting, cap in cursor.fetchall()
-        }
+            by_zipcode[zipcode].append(candidate)
         capped = [sid for sid, candidate in candidates.items() if candidate.cap is not None]
         if postgres:
             for subscription_id in capped:  # in agency order, like every other distribution
@@ -147,7 +160,7 @@ def lock_candidates(zipcode: str, *, now: datetime) -> list[Candidate]:
         )
         for row in counts:
             candidates[row["subscription_id"]].received = row["received"]
-    return list(candidates.values())
+    return by_zipcode
 
 
 COVERAGE_CACHE_SECONDS = 300
@@ -157,25 +170,31 @@ def _coverage_key(zipcode: str) -> str:
     return f"zip-coverage:v1:{zipcode}"
 
 
-def zipcode_is_covered(zipcode: str, *, now: datetime) -> bool:
-    """Whether any live subscription holds the ZIP code, cached in Redis.
+def uncovered_zipcodes(zipcodes: list[str], *, now: datetime) -> set[str]:
+    """Those of `zipcodes` that no live subscription holds, from a Redis cache.
 
     Many leads come from ZIP codes nobody buys; the cached "no" lets them skip the
     cursor lock and the territory read. Only a cached "no" can mislead, and coverage
     only grows where `retry_unassigned_in` runs, which drops these entries after commit
-    and retries the ZIP codes' unassigned leads without the cache. A cache outage costs
-    a query.
+    and retries the ZIP codes' unassigned leads without the cache. One cache round trip
+    and at most one query for the whole batch; a cache outage costs the query.
     """
+    keys = {_coverage_key(zipcode): zipcode for zipcode in set(zipcodes)}
     try:
-        covered = cache.get(_coverage_key(zipcode))
+        cached = {keys[key]: covered for key, covered in cache.get_many(list(keys)).items()}
     except Exception:
         logger.warning("coverage cache unavailable", exc_info=True)
-        covered = None
-    if covered is None:
-        covered = Territory.objects.covering(zipcode, now=now).exists()
+        cached = {}
+    missing = [zipcode for zipcode in keys.values() if zipcode not in cached]
+    if missing:
+        held = set(Territory.objects.covering(missing, now=now).values_list("zipcode", flat=True))
+        found = {zipcode: zipcode in held for zipcode in missing}
+        cached.update(found)
         with contextlib.suppress(Exception):
-            cache.set(_coverage_key(zipcode), covered, COVERAGE_CACHE_SECONDS)
-    return covered
+            cache.set_many(
+                {_coverage_key(zipcode): covered for zipcode, covered in found.items()}, COVERAGE_CACHE_SECONDS
+            )
+    return {zipcode for zipcode, covered in cached.items() if not covered}
 
 
 def next_in_rotation(eligible_agency_ids: list[int], last_agency_id: int | None) -> int:
@@ -186,27 +205,50 @@ def next_in_rotation(eligible_agency_ids: list[int], last_agency_id: int | None)
     return eligible_agency_ids[0]
 
 
-def distribute_in_zipcode(
-    *, zipcode: str, leads: list[Lead], now: datetime, use_coverage_cache: bool = False
-) -> Outcome:
-    """Offers each of `leads` (all in `zipcode`, locked by the caller, in arrival order) to
-    the next eligible agency of the rotation; leads nobody can take become `unassigned`.
+def distribute(*, leads: list[Lead], now: datetime, use_coverage_cache: bool = False) -> Outcome:
+    """Offers each of `leads` (locked by the caller, in arrival order, any ZIP codes) to the
+    next eligible agency of its ZIP code's rotation; leads nobody can take become
+    `unassigned`. One cursor lock and one eligibility read per ZIP code, one write of each
+    kind for the whole batch.
 
-    `use_coverage_cache` lets a lead of a ZIP code nobody covers skip the locks (the hot
+    `use_coverage_cache` lets leads of ZIP codes nobody covers skip the locks (the hot
     path of new leads); retries read the database, so a stale cache entry delays a lead
     by one sweep at most. Runs inside the caller's transaction.
     """
-    if use_coverage_cache and not zipcode_is_covered(zipcode, now=now):
-        outcome = Outcome(unassigned=list(leads))
-        record_outcome(outcome, now=now)
-        return outcome
-    cursor = lock_cursor(zipcode)
-    candidates = lock_candidates(zipcode, now=now)
-    previously_offered = defaultdict(set)
-    for lead_id, agency_id in Offer.objects.filter(lead__in=leads).values_list("lead_id", "agency_id"):
-        previously_offered[lead_id].add(agency_id)
-
+    by_zipcode: dict[str, list[Lead]] = defaultdict(list)
+    for lead in leads:
+        by_zipcode[lead.zipcode].append(lead)
     outcome = Outcome()
+    if use_coverage_cache:
+        for zipcode in uncovered_zipcodes(list(by_zipcode), now=now):
+            outcome.unassigned += by_zipcode.pop(zipcode)
+    if by_zipcode:
+        cursors = lock_cursors(list(by_zipcode))
+        candidates = lock_candidates(list(by_zipcode), now=now)
+        previously_offered = defaultdict(set)
+        for lead_id, agency_id in Offer.objects.filter(lead__in=leads).values_list("lead_id", "agency_id"):
+            previously_offered[lead_id].add(agency_id)
+        moved = [
+            cursors[zipcode]
+            for zipcode, zipcode_leads in by_zipcode.items()
+            if _rotate(cursors[zipcode], zipcode_leads, candidates[zipcode], previously_offered, outcome, now=now)
+        ]
+        RotationCursor.objects.bulk_update(moved, ["last_agency_id", "offers_made", "updated_at"])
+    record_outcome(outcome, now=now)
+    logger.info(
+        "distributed %d lead(s) in %s: %s offered, %d unassigned",
+        len(leads),
+        ", ".join(sorted({lead.zipcode for lead in leads})[:20]),
+        ", ".join(f"{offer.lead_id}->{offer.agency_id}" for offer in outcome.offers[:20]) or "none",
+        len(outcome.unassigned),
+    )
+    return outcome
+
+
+def _rotate(cursor, leads, candidates, previously_offered, outcome: Outcome, *, now: datetime) -> bool:
+    """The rotation of one ZIP code over `leads`: adds to `outcome`, moves `cursor`, and
+    says whether it moved."""
+    moved = False
     for lead in leads:
         skipped, eligible = {}, []
         for candidate in candidates:
@@ -231,7 +273,7 @@ def distribute_in_zipcode(
                 expires_at=now + offer_timeout(),
                 decision={
                     "mode": "rotation",
-                    "zipcode": zipcode,
+                    "zipcode": cursor.zipcode,
                     "eligible": [candidate.agency_id for candidate in eligible],
                     "position_before": cursor.last_agency_id,
                     "position_after": chosen.agency_id,
@@ -240,22 +282,12 @@ def distribute_in_zipcode(
             )
         )
         cursor.last_agency_id = chosen.agency_id
+        cursor.offers_made += 1
+        cursor.updated_at = now
         chosen.received += 1
         previously_offered[lead.id].add(chosen.agency_id)
-
-    if outcome.offers:
-        cursor.offers_made += len(outcome.offers)
-        cursor.updated_at = now
-        cursor.save(update_fields=["last_agency_id", "offers_made", "updated_at"])
-    record_outcome(outcome, now=now)
-    logger.info(
-        "distributed %d lead(s) in %s: %s offered, %d unassigned",
-        len(leads),
-        zipcode,
-        ", ".join(f"{offer.lead_id}->{offer.agency_id}" for offer in outcome.offers[:20]) or "none",
-        len(outcome.unassigned),
-    )
-    return outcome
+        moved = True
+    return moved
 
 
 def _offer_body(lead: Lead) -> str:
@@ -333,41 +365,30 @@ def distribute_lead(*, lead_id: int, now: datetime) -> Lead | None:
     lead = Lead.objects.select_for_update().filter(pk=lead_id).first()
     if lead is None or lead.status not in DISTRIBUTABLE:
         return lead
-    distribute_in_zipcode(zipcode=lead.zipcode, leads=[lead], now=now, use_coverage_cache=True)
+    distribute(leads=[lead], now=now, use_coverage_cache=True)
     return lead
 
 
 def distribute_new_leads(*, received_before: datetime, batch_size: int = BATCH_SIZE) -> int:
     """Offers the leads still `new` that were received before `received_before`, oldest
-    first, one ZIP code per transaction: the hand-off after a webhook (`request_distribution`)
-    and the periodic catch-up after a broker or worker outage. A burst of leads of one ZIP
-    code shares one cursor lock and one eligibility read. Leads another run holds are
-    skipped (that run offers them). Returns how many leads were distributed."""
+    first, `batch_size` per transaction (any ZIP codes): the hand-off after a webhook
+    (`request_distribution`) and the periodic catch-up after a broker or worker outage.
+    Leads another run holds are skipped (that run offers them). Returns how many leads
+    were distributed."""
     distributed, position = 0, Q()
     while True:
-        pending = list(
-            Lead.objects.filter(position, status=LeadStatus.NEW, received_at__lt=received_before)
-            .order_by("received_at", "id")
-            .values_list("id", "zipcode", "received_at")[:batch_size]
-        )
-        if not pending:
-            return distributed
-        last_id, _, last_received_at = pending[-1]
-        position = Q(received_at__gt=last_received_at) | Q(received_at=last_received_at, id__gt=last_id)
-        by_zipcode = defaultdict(list)
-        for lead_id, zipcode, _ in pending:
-            by_zipcode[zipcode].append(lead_id)
-        for zipcode, ids in by_zipcode.items():
-            with transaction.atomic():
-                leads = list(
-                    Lead.objects.filter(id__in=ids, status=LeadStatus.NEW)
-                    .select_for_update(skip_locked=True)
-                    .only(*BATCH_LEAD_FIELDS)
-                    .order_by("received_at", "id")
-                )
-                if leads:
-                    distribute_in_zipcode(zipcode=zipcode, leads=leads, now=timezone.now(), use_coverage_cache=True)
-            distributed += len(leads)
+        with transaction.atomic():
+            leads = list(
+                Lead.objects.filter(position, status=LeadStatus.NEW, received_at__lt=received_before)
+                .select_for_update(skip_locked=True)
+                .only(*BATCH_LEAD_FIELDS)
+                .order_by("received_at", "id")[:batch_size]
+            )
+            if not leads:
+                return distributed
+            distribute(leads=leads, now=timezone.now(), use_coverage_cache=True)
+        distributed += len(leads)
+        position = Q(received_at__gt=leads[-1].received_at) | Q(received_at=leads[-1].received_at, id__gt=leads[-1].id)
 
 
 def _expire_in_zipcode(*, zipcode: str, now: datetime, filters: Q, batch_size: int) -> tuple[int, Outcome]:
@@ -405,7 +426,7 @@ def _expire_in_zipcode(*, zipcode: str, now: datetime, filters: Q, batch_size: i
             ],
             now=now,
         )
-        return len(overdue), distribute_in_zipcode(zipcode=zipcode, leads=[offer.lead for offer in overdue], now=now)
+        return len(overdue), distribute(leads=[offer.lead for offer in overdue], now=now)
 
 
 def _add(summary: RedistributionSummary, outcome: Outcome) -> None:
@@ -475,7 +496,7 @@ def retry_unassigned(
                 if not leads:
                     break
                 after_id = leads[-1].id
-                _add(summary, distribute_in_zipcode(zipcode=zipcode, leads=leads, now=now))
+                _add(summary, distribute(leads=leads, now=now))
             summary.examined += len(leads)
             if progress:
                 progress(summary)
@@ -576,7 +597,7 @@ def reject_offer(*, agency: Agency, lead_id: int, reason: RejectReason, note: st
     offer.status, offer.responded_at = OfferStatus.REJECTED, now
     offer.reject_reason, offer.reject_note = reason, note
     offer.save(update_fields=["status", "responded_at", "reject_reason", "reject_note"])
-    distribute_in_zipcode(zipcode=lead.zipcode, leads=[lead], now=now)
+    distribute(leads=[lead], now=now)
     transaction.on_commit(lambda: metrics.offers.labels("rejected").inc())
     return offer
 
@@ -657,7 +678,7 @@ def withdraw_agency_offers(
                 now=now,
             )
             moved_to: dict[int, int | None] = {lead.id: None for lead in leads}
-            outcome = distribute_in_zipcode(zipcode=zipcode, leads=leads, now=now)
+            outcome = distribute(leads=leads, now=now)
             for offer in outcome.offers:
                 moved_to[offer.lead_id] = offer.agency_id
             summary.offered += len(outcome.offers)
@@ -696,7 +717,7 @@ def assign_lead(
         lead.save(update_fields=["duplicate_of"])
     withdrawn = _withdraw_live_offer(lead, now=now, reason="reassigned by staff")
     if agency_id is None:
-        outcome = distribute_in_zipcode(zipcode=lead.zipcode, leads=[lead], now=now)
+        outcome = distribute(leads=[lead], now=now)
         chosen = outcome.offers[0].agency_id if outcome.offers else None
     else:
         chosen = _assign_to(lead, agency_id=agency_id, actor=actor, force=force, now=now)
@@ -722,8 +743,10 @@ def _assign_to(lead: Lead, *, agency_id: int, actor, force: bool, now: datetime)
     agency = Agency.objects.filter(pk=agency_id).first()
     if agency is None:
         raise ValidationError({"agency_id": ["Unknown agency."]})
-    lock_cursor(lead.zipcode)  # same lock order as the rotation, though the cursor does not move
-    candidate = next((c for c in lock_candidates(lead.zipcode, now=now) if c.agency_id == agency_id), None)
+    lock_cursors([lead.zipcode])  # same lock order as the rotation, though the cursor does not move
+    candidate = next(
+        (c for c in lock_candidates([lead.zipcode], now=now)[lead.zipcode] if c.agency_id == agency_id), None
+    )
     if not force:
         # The candidate's status was read under its lock; a suspension cannot slip in between.
         if (candidate.agency_status if candidate else agency.status) != AgencyStatus.ACTIVE:

@@ -191,10 +191,10 @@ class TerritoryQuerySet(models.QuerySet):
     def live(self):
         return self.filter(subscription__status__in=LIVE_STATUSES)
 
-    def covering(self, zipcode: str, *, now):
-        """Territories for `zipcode` of live subscriptions within their current period at `now`."""
+    def covering(self, zipcodes: list[str], *, now):
+        """Territories for any of `zipcodes` of live subscriptions within their current period at `now`."""
         return self.live().filter(
-            zipcode=zipcode, subscription__current_period_start__lte=now, subscription__current_period_end__gt=now
+            zipcode__in=zipcodes, subscription__current_period_start__lte=now, subscription__current_period_end__gt=now
         )
 
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
 from agencies.models import Agency, AgencyStatus, Notification, NotificationKind
@@ -424,3 +425,24 @@ def test_retrying_leaves_a_still_unassigned_lead_and_uncovered_zipcodes_alone():
     assert not RotationCursor.objects.filter(zipcode="90210").exists()
     assert Lead.objects.get(pk=covered.pk).status == LeadStatus.UNASSIGNED
     assert not Offer.objects.filter(agency=agency).exists()
+
+
+def test_one_batch_over_several_zipcodes_keeps_each_rotation_and_a_shared_cap_exact():
+    capped = subscribed_agency("10001", "10002", cap=3)
+    others = {zipcode: subscribed_agency(zipcode) for zipcode in ("10001", "10002")}
+    leads = [LeadFactory(zipcode=("10001", "10002")[n % 2]) for n in range(8)]
+
+    with transaction.atomic():
+        locked = list(Lead.objects.select_for_update().filter(pk__in=[lead.pk for lead in leads]).order_by("id"))
+        outcome = distribution.distribute(leads=locked, now=timezone.now())
+
+    assert len(outcome.offers) == 8
+    per_zipcode = {
+        zipcode: [offer.agency_id for offer in outcome.offers if offer.lead.zipcode == zipcode]
+        for zipcode in ("10001", "10002")
+    }
+    # Each ZIP code alternates between its two agencies until the shared cap of 3 is used up.
+    assert per_zipcode["10001"] == [capped.id, others["10001"].id, capped.id, others["10001"].id]
+    assert per_zipcode["10002"] == [capped.id, others["10002"].id, others["10002"].id, others["10002"].id]
+    assert Offer.objects.filter(agency=capped).count() == 3
+    assert dict(RotationCursor.objects.values_list("zipcode", "offers_made")) == {"10001": 4, "10002": 4}

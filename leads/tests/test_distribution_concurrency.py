@@ -177,8 +177,8 @@ def test_a_busy_zipcode_does_not_hold_up_the_others(cap):
         from django.db import transaction
 
         with transaction.atomic():
-            distribution.lock_cursor("10001")
-            distribution.lock_candidates("10001", now=timezone.now())
+            distribution.lock_cursors(["10001"])
+            distribution.lock_candidates(["10001"], now=timezone.now())
             locked.set()
             release.wait(timeout=30 if cap is None else 2)
         distribution.distribute_lead(lead_id=busy.pk, now=timezone.now())

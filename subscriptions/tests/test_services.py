@@ -491,7 +491,7 @@ def test_covering_finds_live_subscriptions_in_their_period_holding_the_zipcode(p
     subscribe(lapsed, plan, ["10001"], now=datetime(2024, 12, 1, tzinfo=UTC))  # period ended Jan 1, not renewed
 
     subscriptions = Subscription.objects.covering("10001", now=MID_JAN).select_related("plan")
-    territories = Territory.objects.covering("10001", now=MID_JAN)
+    territories = Territory.objects.covering(["10001"], now=MID_JAN)
 
     assert list(subscriptions) == [held]
     assert subscriptions[0].plan.monthly_lead_cap == plan.monthly_lead_cap
