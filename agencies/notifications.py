@@ -1,6 +1,8 @@
 """Notification services: devices, the in-app inbox, and pushing each notification once."""
 
 import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -20,14 +22,6 @@ logger = logging.getLogger(__name__)
 STUCK_SENDING_AFTER = timedelta(minutes=2)
 # How late a scheduled retry may be before the sweeper takes it as lost.
 RETRY_GRACE = timedelta(minutes=2)
-
-
-class TransientPushError(Exception):
-    """FCM could not take the message now; retry after `delay`."""
-
-    def __init__(self, message: str, delay: timedelta):
-        super().__init__(message)
-        self.delay = delay
 
 
 @transaction.atomic
@@ -105,10 +99,16 @@ def notify(
     return notification
 
 
+# Notifications per push task: one claim and one write per task, while a task with real
+# FCM round trips (~0.1 s each) stays well inside its time limit.
+PUSH_TASK_SIZE = 100
+
+
 def _push_after_commit(notification_ids: list[int]) -> None:
     from .tasks import push_notifications
 
-    enqueue_on_commit(push_notifications, notification_ids=notification_ids)
+    for start in range(0, len(notification_ids), PUSH_TASK_SIZE):
+        enqueue_on_commit(push_notifications, notification_ids=notification_ids[start : start + PUSH_TASK_SIZE])
 
 
 def retry_delay(attempt: int) -> timedelta:
@@ -116,37 +116,68 @@ def retry_delay(attempt: int) -> timedelta:
     return timedelta(seconds=min(600, 5 * 2 ** (attempt - 1)))
 
 
-def _claim(notification_id: int, now: datetime) -> Notification | None:
-    """Moves a pending notification to `sending` for this attempt; None when it is not
-    pending (pushed already, or another delivery of the task has it)."""
+def _claim(notification_ids: list[int], now: datetime) -> list[Notification]:
+    """Moves the pending ones of the notifications to `sending` for this attempt, in one
+    transaction. Skipped: those not pending (pushed already) and those another delivery of
+    the task is claiming right now."""
     with transaction.atomic():
-        notification = Notification.objects.select_for_update().filter(pk=notification_id).first()
-        if notification is None or notification.push_status != PushStatus.PENDING:
-            return None
-        notification.push_status = PushStatus.SENDING
-        notification.push_attempts += 1
-        notification.claimed_at = now
-        notification.save(update_fields=["push_status", "push_attempts", "claimed_at"])
-        return notification
+        claimed = list(
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=notification_ids, push_status=PushStatus.PENDING)
+            .order_by("pk")
+        )
+        for notification in claimed:
+            notification.push_status = PushStatus.SENDING
+            notification.push_attempts += 1
+            notification.claimed_at = now
+        Notification.objects.bulk_update(claimed, ["push_status", "push_attempts", "claimed_at"])
+    return claimed
 
 
-def push_notification(*, notification_id: int, now: datetime) -> PushStatus | None:
-    """Sends the notification to the agency's active devices, once.
+@dataclass
+class PushResults:
+    statuses: dict[int, PushStatus] = field(default_factory=dict)  # by notification id, for those claimed
+    retry_after: dict[int, timedelta] = field(default_factory=dict)  # the transient failures to retry
+
+
+def push_notifications(*, notification_ids: list[int], now: datetime) -> PushResults:
+    """Sends each notification to its agency's active devices, once.
 
     A status guard makes a second delivery of the same task a no-op, and every outcome is
     written only by the attempt that claimed it. Unregistered tokens are deactivated. A
     transient FCM error puts the notification back to pending with the time of its next
-    attempt and raises TransientPushError (the task retries then); after PUSH_MAX_ATTEMPTS
-    attempts it is marked failed.
+    attempt (in `retry_after`, for the task to retry then); after PUSH_MAX_ATTEMPTS
+    attempts it is marked failed. One claim and one write of the outcomes for the whole
+    batch, not a transaction per notification.
     """
-    notification = _claim(notification_id, now)
-    if notification is None:
-        return None
-    tokens = list(
-        Device.objects.filter(agency_id=notification.agency_id, is_active=True).values_list("token", flat=True)
-    )
+    claimed = _claim(notification_ids, now)
+    tokens = defaultdict(list)
+    devices = Device.objects.filter(agency_id__in={n.agency_id for n in claimed}, is_active=True)
+    for agency_id, token in devices.values_list("agency_id", "token"):
+        tokens[agency_id].append(token)
+    results, outcomes, invalid_tokens = PushResults(), [], []
+    for notification in claimed:
+        status, error = _send(notification, tokens[notification.agency_id], invalid_tokens)
+        if status == PushStatus.PENDING:
+            if notification.push_attempts >= settings.PUSH_MAX_ATTEMPTS:
+                status = PushStatus.FAILED
+            else:
+                results.retry_after[notification.pk] = retry_delay(notification.push_attempts)
+        results.statuses[notification.pk] = status
+        outcomes.append((notification, status, error))
+    with transaction.atomic():
+        if invalid_tokens:
+            Device.objects.filter(token__in=invalid_tokens).update(
+                is_active=False, deactivated_at=now, deactivation_reason="FCM: unregistered or invalid token"
+            )
+        _record(outcomes, now)
+    return results
+
+
+def _send(notification: Notification, tokens: list[str], invalid_tokens: list[str]) -> tuple[PushStatus, str]:
+    """One notification through the push backend: its outcome and error (PENDING: transient)."""
     if not tokens:
-        return _finish(notification, PushStatus.NO_DEVICES, now)
+        return PushStatus.NO_DEVICES, ""
     message = PushMessage(
         title=notification.title,
         body=notification.body,
@@ -155,36 +186,27 @@ def push_notification(*, notification_id: int, now: datetime) -> PushStatus | No
     try:
         outcome = get_backend().send(tokens, message)
     except Exception as exc:  # network or auth trouble talking to FCM
-        return _transient(notification, f"{type(exc).__name__}: {exc}"[:500], now)
-    if outcome.invalid_tokens:
-        Device.objects.filter(token__in=outcome.invalid_tokens).update(
-            is_active=False, deactivated_at=now, deactivation_reason="FCM: unregistered or invalid token"
-        )
+        return PushStatus.PENDING, f"{type(exc).__name__}: {exc}"[:500]
+    invalid_tokens += outcome.invalid_tokens
     if outcome.rejected_error and not outcome.delivered:
-        return _finish(notification, PushStatus.FAILED, now, error=outcome.rejected_error)
+        return PushStatus.FAILED, outcome.rejected_error
     if outcome.transient_error and not outcome.delivered:
-        return _transient(notification, outcome.transient_error, now)
-    status = PushStatus.SENT if outcome.delivered else PushStatus.NO_DEVICES
-    return _finish(notification, status, now, error=outcome.transient_error)
+        return PushStatus.PENDING, outcome.transient_error
+    return (PushStatus.SENT if outcome.delivered else PushStatus.NO_DEVICES), outcome.transient_error
 
 
-def _this_attempt(notification: Notification):
-    return Notification.objects.filter(
-        pk=notification.pk, push_status=PushStatus.SENDING, push_attempts=notification.push_attempts
-    )
-
-
-def _finish(notification: Notification, status: PushStatus, now: datetime, error: str = "") -> PushStatus:
-    _this_attempt(notification).update(push_status=status, pushed_at=now, push_error=error)
-    return status
-
-
-def _transient(notification: Notification, error: str, now: datetime) -> PushStatus:
-    if notification.push_attempts >= settings.PUSH_MAX_ATTEMPTS:
-        return _finish(notification, PushStatus.FAILED, now, error=error)
-    delay = retry_delay(notification.push_attempts)
-    _this_attempt(notification).update(push_status=PushStatus.PENDING, push_error=error, next_attempt_at=now + delay)
-    raise TransientPushError(error, delay)
+def _record(outcomes: list[tuple[Notification, PushStatus, str]], now: datetime) -> None:
+    """Writes each outcome, grouped into one UPDATE per kind; an attempt whose notification
+    was claimed again since (a newer attempt) writes nothing."""
+    groups = defaultdict(list)
+    for notification, status, error in outcomes:
+        groups[(status, error, notification.push_attempts)].append(notification.pk)
+    for (status, error, attempts), ids in groups.items():
+        this_attempt = Notification.objects.filter(pk__in=ids, push_status=PushStatus.SENDING, push_attempts=attempts)
+        if status == PushStatus.PENDING:
+            this_attempt.update(push_status=status, push_error=error, next_attempt_at=now + retry_delay(attempts))
+        else:
+            this_attempt.update(push_status=status, pushed_at=now, push_error=error)
 
 
 def sweep_unpushed_notifications(*, now: datetime, older_than: timedelta = timedelta(minutes=1)) -> int:

@@ -8,15 +8,10 @@ from . import notifications
 @shared_task(bind=True, acks_late=True, soft_time_limit=60, time_limit=90, max_retries=None)
 def push_notifications(self, *, notification_ids: list[int]) -> int:
     """Pushes each notification once; the ones FCM could not take now are retried after their backoff."""
-    retry_ids, delay = [], None
-    for notification_id in notification_ids:
-        try:
-            notifications.push_notification(notification_id=notification_id, now=timezone.now())
-        except notifications.TransientPushError as exc:
-            retry_ids.append(notification_id)
-            delay = min(delay or exc.delay, exc.delay)
-    if retry_ids:
-        raise self.retry(kwargs={"notification_ids": retry_ids}, countdown=delay.total_seconds())
+    results = notifications.push_notifications(notification_ids=notification_ids, now=timezone.now())
+    if results.retry_after:
+        countdown = min(results.retry_after.values()).total_seconds()
+        raise self.retry(kwargs={"notification_ids": sorted(results.retry_after)}, countdown=countdown)
     return len(notification_ids)
 
 

@@ -103,7 +103,7 @@ def test_push_sends_one_multicast_to_exactly_the_agencys_active_tokens(fcm):
     Device.objects.create(agency=other, token="b1", platform="android")
     notification = make_notification(agency)
 
-    status = notifications.push_notification(notification_id=notification.pk, now=NOW)
+    status = notifications.push_notifications(notification_ids=[notification.pk], now=NOW).statuses[notification.pk]
 
     assert status == PushStatus.SENT
     assert len(fcm) == 1
@@ -127,7 +127,7 @@ def test_unregistered_and_invalid_tokens_are_deactivated(fcm):
         }
     )
 
-    notifications.push_notification(notification_id=make_notification(agency).pk, now=NOW)
+    notifications.push_notifications(notification_ids=[make_notification(agency).pk], now=NOW)
 
     assert set(Device.objects.filter(is_active=True).values_list("token", flat=True)) == {"good"}
     assert Device.objects.get(token="gone").deactivated_at == NOW
@@ -212,10 +212,10 @@ def test_a_late_attempt_does_not_overwrite_the_outcome_of_a_newer_one(fcm):
     agency = AgencyFactory()
     Device.objects.create(agency=agency, token="t", platform="android")
     notification = make_notification(agency)
-    stale = notifications._claim(notification.pk, NOW)
+    [stale] = notifications._claim([notification.pk], NOW)
     Notification.objects.filter(pk=notification.pk).update(push_status=PushStatus.SENT, push_attempts=2)
 
-    notifications._finish(stale, PushStatus.FAILED, NOW, error="late")
+    notifications._record([(stale, PushStatus.FAILED, "late")], NOW)
 
     notification.refresh_from_db()
     assert notification.push_status == PushStatus.SENT
@@ -235,7 +235,9 @@ def test_a_duplicate_delivery_of_the_task_pushes_once(fcm):
 def test_no_devices_is_recorded_without_calling_fcm(fcm):
     notification = make_notification(AgencyFactory())
 
-    assert notifications.push_notification(notification_id=notification.pk, now=NOW) == PushStatus.NO_DEVICES
+    results = notifications.push_notifications(notification_ids=[notification.pk], now=NOW)
+
+    assert results.statuses == {notification.pk: PushStatus.NO_DEVICES}
     assert fcm == []
 
 
@@ -245,7 +247,8 @@ def test_logging_backend_without_credentials(settings, caplog):
     agency = AgencyFactory()
     Device.objects.create(agency=agency, token="t", platform="android")
 
-    status = notifications.push_notification(notification_id=make_notification(agency).pk, now=NOW)
+    notification = make_notification(agency)
+    status = notifications.push_notifications(notification_ids=[notification.pk], now=NOW).statuses[notification.pk]
 
     assert status == PushStatus.SENT
     assert "logging backend" in caplog.text
@@ -438,7 +441,60 @@ def test_a_message_fcm_refuses_fails_without_retries_and_keeps_the_tokens(fcm):
     Device.objects.create(agency=agency, token="t", platform="android")
     fcm.replies.append({"t": exceptions.InvalidArgumentError("Invalid JSON payload received.")})
 
-    status = notifications.push_notification(notification_id=make_notification(agency).pk, now=NOW)
+    notification = make_notification(agency)
+    status = notifications.push_notifications(notification_ids=[notification.pk], now=NOW).statuses[notification.pk]
 
     assert status == PushStatus.FAILED
     assert Device.objects.get(token="t").is_active
+
+
+def test_a_batch_is_claimed_and_recorded_together_and_each_gets_its_own_outcome(
+    fcm, django_assert_max_num_queries, monkeypatch
+):
+    with_devices = []
+    for token in ("ok", "flaky", "refused"):
+        agency = AgencyFactory()
+        Device.objects.create(agency=agency, token=token, platform="android")
+        with_devices.append(make_notification(agency))
+    without = [make_notification(AgencyFactory()) for _ in range(5)]
+    pushed_already = make_notification(AgencyFactory(), push_status=PushStatus.SENT)
+    fcm.replies.extend(
+        [
+            {},
+            {"flaky": exceptions.UnavailableError("later")},
+            {"refused": exceptions.InvalidArgumentError("Invalid JSON")},
+        ]
+    )
+    ids = [n.pk for n in [*with_devices, *without, pushed_already]]
+
+    # Two transactions (4 savepoint statements in a test), the claim (select + update), the
+    # devices, one update per kind of outcome (4): not a round of queries per notification.
+    with django_assert_max_num_queries(11):
+        results = notifications.push_notifications(notification_ids=ids, now=NOW)
+
+    ok, flaky, refused = (n.pk for n in with_devices)
+    assert results.statuses == {
+        ok: PushStatus.SENT,
+        flaky: PushStatus.PENDING,
+        refused: PushStatus.FAILED,
+        **{n.pk: PushStatus.NO_DEVICES for n in without},
+    }
+    assert results.retry_after == {flaky: timedelta(seconds=5)}
+    states = dict(Notification.objects.values_list("pk", "push_status"))
+    assert states == {**results.statuses, pushed_already.pk: PushStatus.SENT}
+    assert Notification.objects.get(pk=flaky).next_attempt_at == NOW + timedelta(seconds=5)
+
+
+def test_a_large_batch_of_notifications_is_pushed_by_several_tasks(monkeypatch, django_capture_on_commit_callbacks):
+    enqueued = []
+    monkeypatch.setattr(
+        push_task, "apply_async", lambda kwargs, **_options: enqueued.append(kwargs["notification_ids"])
+    )
+    agency = AgencyFactory()
+    event = {"agency_id": agency.pk, "kind": NotificationKind.LEAD_OFFERED, "title": "t", "body": "b", "data": {}}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        created = notifications.notify_many([event] * 250, now=NOW)
+
+    assert [len(ids) for ids in enqueued] == [100, 100, 50]
+    assert [pk for ids in enqueued for pk in ids] == [n.pk for n in created]
