@@ -37,7 +37,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from agencies.models import Agency, AgencyStatus, NotificationKind
@@ -121,8 +121,10 @@ def _candidates_sql(zipcodes: int, locking: bool) -> str:
     )
     # KEY SHARE: distributions never wait for each other on these rows, while an
     # unsubscribe, a removed ZIP code, a suspension or a pause (which take FOR UPDATE)
-    # either commits first and is seen, or waits until this offer is committed.
-    return sql + " FOR KEY SHARE OF t, s, a" if locking else sql
+    # either commits first and is seen, or waits until this offer is committed. The
+    # subscription first: a territory removal locks its subscription, then deletes the
+    # territory row, so taking the territory first could deadlock with it.
+    return sql + " FOR KEY SHARE OF s, a, t" if locking else sql
 
 
 def lock_candidates(zipcodes: list[str], *, now: datetime) -> dict[str, list[Candidate]]:
@@ -208,7 +210,7 @@ def next_in_rotation(eligible_agency_ids: list[int], last_agency_id: int | None)
 def distribute(*, leads: list[Lead], now: datetime, use_coverage_cache: bool = False) -> Outcome:
     """Offers each of `leads` (locked by the caller, in arrival order, any ZIP codes) to the
     next eligible agency of its ZIP code's rotation; leads nobody can take become
-    `unassigned`. One cursor lock and one eligibility read per ZIP code, one write of each
+    `unassigned`. One cursor lock per ZIP code, one eligibility read and one write of each
     kind for the whole batch.
 
     `use_coverage_cache` lets leads of ZIP codes nobody covers skip the locks (the hot
@@ -228,11 +230,10 @@ def distribute(*, leads: list[Lead], now: datetime, use_coverage_cache: bool = F
         previously_offered = defaultdict(set)
         for lead_id, agency_id in Offer.objects.filter(lead__in=leads).values_list("lead_id", "agency_id"):
             previously_offered[lead_id].add(agency_id)
-        moved = [
-            cursors[zipcode]
-            for zipcode, zipcode_leads in by_zipcode.items()
-            if _rotate(cursors[zipcode], zipcode_leads, candidates[zipcode], previously_offered, outcome, now=now)
-        ]
+        moved = []
+        for zipcode, zipcode_leads in by_zipcode.items():
+            if _rotate(cursors[zipcode], zipcode_leads, candidates[zipcode], previously_offered, outcome, now=now):
+                moved.append(cursors[zipcode])
         RotationCursor.objects.bulk_update(moved, ["last_agency_id", "offers_made", "updated_at"])
     record_outcome(outcome, now=now)
     logger.info(
@@ -362,25 +363,30 @@ def distribute_lead(*, lead_id: int, now: datetime) -> Lead | None:
     Idempotent: a lead in any other state (already offered, accepted, duplicate, test) or
     an unknown id is left alone, so a hand-off delivered twice makes one offer.
     """
-    lead = Lead.objects.select_for_update().filter(pk=lead_id).first()
+    lead = Lead.objects.select_for_update(no_key=True).filter(pk=lead_id).first()
     if lead is None or lead.status not in DISTRIBUTABLE:
         return lead
     distribute(leads=[lead], now=now, use_coverage_cache=True)
     return lead
 
 
-def distribute_new_leads(*, received_before: datetime, batch_size: int = BATCH_SIZE) -> int:
-    """Offers the leads still `new` that were received before `received_before`, oldest
-    first, `batch_size` per transaction (any ZIP codes): the hand-off after a webhook
+def distribute_new_leads(*, batch_size: int = BATCH_SIZE) -> int:
+    """Offers the leads still `new` that were stored when this run started, oldest first,
+    `batch_size` per transaction (any ZIP codes): the hand-off after a webhook
     (`request_distribution`) and the periodic catch-up after a broker or worker outage.
     Leads another run holds are skipped (that run offers them). Returns how many leads
-    were distributed."""
+    were distributed.
+
+    The bound is the largest lead id at the start, not a time: `received_at` comes from
+    the web servers' clocks, and a lead committed before the run started must be in it.
+    """
+    last_id = Lead.objects.aggregate(last=Max("id"))["last"] or 0
     distributed, position = 0, Q()
     while True:
         with transaction.atomic():
             leads = list(
-                Lead.objects.filter(position, status=LeadStatus.NEW, received_at__lt=received_before)
-                .select_for_update(skip_locked=True)
+                Lead.objects.filter(position, status=LeadStatus.NEW, id__lte=last_id)
+                .select_for_update(no_key=True, skip_locked=True)
                 .only(*BATCH_LEAD_FIELDS)
                 .order_by("received_at", "id")[:batch_size]
             )
@@ -403,7 +409,7 @@ def _expire_in_zipcode(*, zipcode: str, now: datetime, filters: Q, batch_size: i
                 offers__status=OfferStatus.OFFERED,
                 offers__expires_at__lte=now,
             )
-            .select_for_update(skip_locked=True, of=("self",))
+            .select_for_update(no_key=True, skip_locked=True, of=("self",))
             .order_by("received_at", "id")[:batch_size]
         )
         if not leads:
@@ -487,7 +493,7 @@ def retry_unassigned(
             with transaction.atomic():
                 leads = list(
                     Lead.objects.filter(filters, zipcode=zipcode, status=LeadStatus.UNASSIGNED, id__gt=after_id)
-                    .select_for_update(skip_locked=True)
+                    .select_for_update(no_key=True, skip_locked=True)
                     # Only what distribution and the notification text read: loading (and
                     # decoding) every column of every lead was a large share of a batch's time.
                     .only(*BATCH_LEAD_FIELDS)
@@ -553,7 +559,7 @@ def count_redistributable(
 
 def _lock_offer_of(*, agency: Agency, lead_id: int) -> tuple[Lead, Offer]:
     """The lead (locked) and this agency's latest offer of it; NotFound when it has none."""
-    lead = Lead.objects.select_for_update().filter(pk=lead_id).first()
+    lead = Lead.objects.select_for_update(no_key=True).filter(pk=lead_id).first()
     offer = (
         Offer.objects.filter(lead_id=lead_id, agency=agency).order_by("-offered_at", "-id").first() if lead else None
     )
@@ -656,7 +662,7 @@ def withdraw_agency_offers(
                 .order_by("lead_id")
                 .values_list("lead_id", flat=True)[:batch_size]
             )
-            leads = list(Lead.objects.select_for_update().filter(id__in=lead_ids).order_by("id"))
+            leads = list(Lead.objects.select_for_update(no_key=True).filter(id__in=lead_ids).order_by("id"))
             # Under the lead locks: an offer may have been accepted or expired meanwhile.
             live = list(Offer.objects.live().filter(agency_id=agency_id, lead__in=leads).order_by("lead_id"))
             moving = {offer.lead_id for offer in live}
@@ -703,7 +709,7 @@ def assign_lead(
     A live offer to another agency is withdrawn first. Raises NotFound, LeadNotDistributable
     (accepted; duplicate or test without force), or ValidationError on `agency_id`.
     """
-    lead = Lead.objects.select_for_update().filter(pk=lead_id).first()
+    lead = Lead.objects.select_for_update(no_key=True).filter(pk=lead_id).first()
     if lead is None:
         raise NotFound("Lead not found.")
     if lead.status == LeadStatus.ACCEPTED or (lead.status in (LeadStatus.DUPLICATE, LeadStatus.TEST) and not force):
@@ -781,7 +787,7 @@ def remind_expiring_offers(*, now: datetime) -> int:
             Offer.objects.live()
             .filter(expires_at__gt=now, expires_at__lte=soon, reminded_at__isnull=True)
             .select_related("lead")
-            .select_for_update(skip_locked=True, of=("self",))
+            .select_for_update(no_key=True, skip_locked=True, of=("self",))
             .order_by("expires_at", "id")[:1000]
         )
         for offer in offers:

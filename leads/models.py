@@ -11,12 +11,6 @@ class LeadStatus(models.TextChoices):
     ACCEPTED = "accepted", "Accepted by an agency"
 
 
-class LeadQuerySet(models.QuerySet):
-    def pending_handoff(self, *, received_before):
-        """Leads stored but still waiting to be handed to distribution."""
-        return self.filter(status=LeadStatus.NEW, received_at__lt=received_before)
-
-
 class Lead(models.Model):
     """The standard lead: what every portal's payload is mapped onto."""
 
@@ -46,8 +40,6 @@ class Lead(models.Model):
     idempotency_key = models.CharField(max_length=255, blank=True)
     is_test = models.BooleanField(default=False)
     duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates")
-
-    objects = LeadQuerySet.as_manager()
 
     class Meta:
         permissions = [("distribute_lead", "Can distribute leads by hand")]

@@ -91,7 +91,7 @@ def _insert_new_or_duplicate(lead: Lead, *, since: datetime) -> None:
     )
     params += [*insert_params(lead, fields), LeadStatus.NEW, LeadStatus.DUPLICATE]
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql":  # two statements in one execute: needs client-side binding (the default)
             cursor.execute(
                 f"SELECT pg_advisory_xact_lock(hashtext(%s)); {insert}", [f"lead-dedupe:{lead.zipcode}", *params]
             )

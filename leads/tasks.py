@@ -16,7 +16,7 @@ from . import distribution, services
 def distribute_new_leads() -> int:
     """Queued after webhooks (`services.request_distribution`) and run periodically by beat."""
     services.distribution_started()
-    return distribution.distribute_new_leads(received_before=timezone.now())
+    return distribution.distribute_new_leads()
 
 
 @shared_task(name="leads.tasks.redistribute_leads", soft_time_limit=240, time_limit=300)

@@ -122,3 +122,28 @@ def test_a_distribution_waiting_for_the_suspension_skips_the_agency(monkeypatch)
     assert offer.agency_id == second.pk
     assert offer.decision["skipped"] == {str(first.pk): "suspended"}
     assert not Offer.objects.filter(agency=first).exists()
+
+
+def test_a_territory_removal_racing_a_distribution_neither_deadlocks_nor_offers_the_removed_zipcode(monkeypatch):
+    """The removal locks its subscription, then deletes the territory; a distribution that
+    read the territory first and then waited for the subscription would deadlock with it."""
+    from subscriptions import services as subscription_services
+
+    leaving, staying = subscribed_agency("10001", "10002"), subscribed_agency("10001")
+    lead = LeadFactory(zipcode="10001")
+    paused = Paused(subscription_services._lock_live_subscription, thread="removal")
+    monkeypatch.setattr(subscription_services, "_lock_live_subscription", paused)
+
+    def remove():
+        subscription_services.remove_territory(agency=leaving, zipcode="10001", now=timezone.now())
+
+    removing, removal_errors = run_in_thread("removal", remove)
+    assert paused.reached.wait(TIMEOUT)  # it holds the subscription
+    distributing, distribution_errors = run_in_thread("distribution", distribute(lead))
+    wait_until_someone_waits_for_a_lock()  # the distribution waits for the subscription
+    paused.go.set()
+    removing.join(TIMEOUT)
+    distributing.join(TIMEOUT)
+
+    assert removal_errors == distribution_errors == []
+    assert Offer.objects.get(lead=lead).agency_id == staying.pk

@@ -154,7 +154,7 @@ def test_concurrent_runs_over_new_leads_offer_each_lead_once_in_balance():
     leads = LeadFactory.create_batch(100, zipcode="10001")
 
     def run():
-        return distribution.distribute_new_leads(received_before=timezone.now(), batch_size=7)
+        return distribution.distribute_new_leads(batch_size=7)
 
     in_threads([run] * 4, workers=4)
 

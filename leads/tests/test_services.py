@@ -56,17 +56,13 @@ def test_distribute_new_leads_offers_waiting_leads_oldest_first_and_nothing_else
     Lead.objects.filter(pk=first.pk).update(received_at=timezone.now() - timedelta(minutes=10))
     nobody = store(portal, email="c@example.com", zipcode="90210")
     test = store(portal, email="t@example.com", is_test=True)
-    bound = timezone.now()
-    later = store(portal, email="d@example.com")
-    Lead.objects.filter(pk=later.pk).update(received_at=bound + timedelta(seconds=1))
 
-    assert distribution.distribute_new_leads(received_before=bound) == 3
+    assert distribution.distribute_new_leads() == 3
 
     assert [Offer.objects.get(lead=lead).agency_id for lead in (first, second)] == [a.id for a in agencies]
     statuses = dict(Lead.objects.values_list("id", "status"))
-    assert statuses[nobody.pk] == LeadStatus.UNASSIGNED
-    assert (statuses[test.pk], statuses[later.pk]) == (LeadStatus.TEST, LeadStatus.NEW)
-    assert distribution.distribute_new_leads(received_before=bound) == 0
+    assert (statuses[nobody.pk], statuses[test.pk]) == (LeadStatus.UNASSIGNED, LeadStatus.TEST)
+    assert distribution.distribute_new_leads() == 0
 
 
 def test_distribute_new_leads_pages_through_more_leads_than_a_batch():
@@ -75,7 +71,7 @@ def test_distribute_new_leads_pages_through_more_leads_than_a_batch():
     for number in range(7):
         store(portal, email=f"{number}@example.com", zipcode=("10001", "10002")[number % 2])
 
-    assert distribution.distribute_new_leads(received_before=timezone.now(), batch_size=2) == 7
+    assert distribution.distribute_new_leads(batch_size=2) == 7
     assert not Lead.objects.filter(status=LeadStatus.NEW).exists()
 
 

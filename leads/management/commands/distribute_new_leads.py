@@ -1,5 +1,4 @@
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
 from leads.distribution import distribute_new_leads
 
@@ -8,5 +7,5 @@ class Command(BaseCommand):
     help = "Distributes, in this process, the leads still waiting to be (after a broker or worker outage)."
 
     def handle(self, *args, **options):
-        distributed = distribute_new_leads(received_before=timezone.now())
+        distributed = distribute_new_leads()
         self.stdout.write(f"Distributed {distributed} waiting lead(s).")
