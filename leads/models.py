@@ -39,7 +39,11 @@ class Lead(models.Model):
     external_id = models.CharField(max_length=255, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
     is_test = models.BooleanField(default=False)
-    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates")
+    # Indexed only where set (lead_duplicate_of_idx): a full index would hold a NULL for every lead and
+    # take an insert on every status change, which is not a HOT update.
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates", db_index=False
+    )
 
     class Meta:
         permissions = [("distribute_lead", "Can distribute leads by hand")]
@@ -71,6 +75,10 @@ class Lead(models.Model):
             models.Index(fields=["zipcode", "-received_at", "-id"], name="lead_zipcode_recent_idx"),
             # Redistribution walks the unassigned backlog by ZIP code in batches.
             models.Index(fields=["zipcode", "id"], condition=Q(status="unassigned"), name="lead_unassigned_idx"),
+            # The duplicates of a lead (and the PROTECT check when one is deleted).
+            models.Index(
+                fields=["duplicate_of"], condition=Q(duplicate_of__isnull=False), name="lead_duplicate_of_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -121,16 +129,23 @@ class OfferQuerySet(models.QuerySet):
 
 
 class Offer(models.Model):
-    """A lead offered to one agency; at most one offer per lead is live at a time."""
+    """A lead offered to one agency; at most one offer per lead is live at a time.
 
-    lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="offers")
-    agency = models.ForeignKey("agencies.Agency", on_delete=models.PROTECT, related_name="offers")
+    The foreign keys have no index of their own: each is the first column of an index below
+    (lead: one_offer_per_lead_and_agency, agency: offer_agency_recent_idx, subscription:
+    offer_subscription_period_idx; assigned_by, rarely set: offer_assigned_by_idx), and every
+    index costs an insert per offer made.
+    """
+
+    lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="offers", db_index=False)
+    agency = models.ForeignKey("agencies.Agency", on_delete=models.PROTECT, related_name="offers", db_index=False)
     subscription = models.ForeignKey(
         "subscriptions.Subscription",
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="offers",
+        db_index=False,
         help_text="The subscription whose period cap this offer counts towards.",
     )
     status = models.CharField(max_length=16, choices=OfferStatus.choices, default=OfferStatus.OFFERED)
@@ -146,6 +161,7 @@ class Offer(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,
         help_text="Staff user who distributed the lead by hand.",
     )
     reminded_at = models.DateTimeField(null=True, blank=True)
@@ -172,6 +188,8 @@ class Offer(models.Model):
             models.Index(fields=["subscription", "offered_at"], name="offer_subscription_period_idx"),
             # The expiry sweep and the reminders only look at live offers.
             models.Index(fields=["expires_at"], condition=Q(status="offered"), name="offer_live_expiry_idx"),
+            # The PROTECT check when a staff user is deleted; rotation offers have no assigner.
+            models.Index(fields=["assigned_by"], condition=Q(assigned_by__isnull=False), name="offer_assigned_by_idx"),
         ]
 
     def __str__(self) -> str:

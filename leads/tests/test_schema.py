@@ -1,0 +1,36 @@
+"""What the database itself guarantees about leads and offers (constraints, indexes)."""
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from agencies.models import Notification
+from agencies.tests.factories import AgencyFactory
+from leads.models import Lead, Offer, OfferStatus
+from leads.tests.factories import LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_database_refuses_a_second_live_offer_for_a_lead():
+    lead, first, second = LeadFactory(), AgencyFactory(), AgencyFactory()
+    now = timezone.now()
+    live = {"lead": lead, "offered_at": now, "expires_at": now + timezone.timedelta(minutes=30)}
+    Offer.objects.create(agency=first, **live)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Offer.objects.create(agency=second, **live)
+
+    Offer.objects.create(agency=second, **live, status=OfferStatus.REJECTED)
+
+
+@pytest.mark.parametrize("model", [Lead, Offer, Notification])
+def test_every_foreign_key_is_the_first_column_of_an_index(model):
+    # The foreign keys of these write-heavy tables have no index of their own when another
+    # index starts with the column; lookups by the key (and ON DELETE checks) still need one.
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+    leading = {info["columns"][0] for info in constraints.values() if info["index"] or info["unique"]}
+    foreign_keys = {field.column for field in model._meta.concrete_fields if field.is_relation}
+
+    assert foreign_keys - leading == set()
