@@ -473,39 +473,31 @@ def expire_offers(
 def retry_unassigned(
     *, now: datetime, filters: Q | None = None, limit: int | None = None, batch_size: int = BATCH_SIZE, progress=None
 ) -> RedistributionSummary:
-    """Offers unassigned leads again: for each ZIP code that a live subscription holds, batches
-    of its leads, one transaction each (one cursor lock and one eligibility read for many
-    leads). ZIP codes nobody covers are not touched."""
+    """Offers unassigned leads again, oldest first, in batches of leads of any ZIP codes that
+    a live subscription holds, one transaction each (see `distribute`). Leads of ZIP codes
+    nobody covers are not touched; leads another run holds are skipped."""
     filters = filters or Q()
     summary = RedistributionSummary()
-    zipcodes = (
-        Lead.objects.filter(
-            filters, status=LeadStatus.UNASSIGNED, zipcode__in=Territory.objects.live().values("zipcode")
-        )
-        .values_list("zipcode", flat=True)
-        .distinct()
-        .order_by("zipcode")
-    )
-    for zipcode in list(zipcodes):
-        after_id = 0
-        while limit is None or summary.examined < limit:
-            size = batch_size if limit is None else min(batch_size, limit - summary.examined)
-            with transaction.atomic():
-                leads = list(
-                    Lead.objects.filter(filters, zipcode=zipcode, status=LeadStatus.UNASSIGNED, id__gt=after_id)
-                    .select_for_update(no_key=True, skip_locked=True)
-                    # Only what distribution and the notification text read: loading (and
-                    # decoding) every column of every lead was a large share of a batch's time.
-                    .only(*BATCH_LEAD_FIELDS)
-                    .order_by("id")[:size]
-                )
-                if not leads:
-                    break
-                after_id = leads[-1].id
-                _add(summary, distribute(leads=leads, now=now))
-            summary.examined += len(leads)
-            if progress:
-                progress(summary)
+    covered = Territory.objects.live().values("zipcode")
+    after_id = 0
+    while limit is None or summary.examined < limit:
+        size = batch_size if limit is None else min(batch_size, limit - summary.examined)
+        with transaction.atomic():
+            leads = list(
+                Lead.objects.filter(filters, status=LeadStatus.UNASSIGNED, id__gt=after_id, zipcode__in=covered)
+                .select_for_update(no_key=True, skip_locked=True)
+                # Only what distribution and the notification text read: loading (and
+                # decoding) every column of every lead was a large share of a batch's time.
+                .only(*BATCH_LEAD_FIELDS)
+                .order_by("id")[:size]
+            )
+            if not leads:
+                break
+            after_id = leads[-1].id
+            _add(summary, distribute(leads=leads, now=now))
+        summary.examined += len(leads)
+        if progress:
+            progress(summary)
     return summary
 
 

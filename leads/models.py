@@ -73,8 +73,8 @@ class Lead(models.Model):
             # The staff list, newest first, also by ZIP code: keyset pages read one index range.
             models.Index(fields=["-received_at", "-id"], name="lead_recent_idx"),
             models.Index(fields=["zipcode", "-received_at", "-id"], name="lead_zipcode_recent_idx"),
-            # Redistribution walks the unassigned backlog by ZIP code in batches.
-            models.Index(fields=["zipcode", "id"], condition=Q(status="unassigned"), name="lead_unassigned_idx"),
+            # Redistribution walks the unassigned backlog in id order, batches across ZIP codes.
+            models.Index(fields=["id"], condition=Q(status="unassigned"), name="lead_unassigned_idx"),
             # The duplicates of a lead (and the PROTECT check when one is deleted).
             models.Index(
                 fields=["duplicate_of"], condition=Q(duplicate_of__isnull=False), name="lead_duplicate_of_idx"
