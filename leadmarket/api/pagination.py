@@ -4,7 +4,7 @@ import json
 from datetime import datetime
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db import connection
+from django.db import connections
 from django.db.models import Q
 from rest_framework import pagination
 from rest_framework.exceptions import NotFound
@@ -65,12 +65,17 @@ def decode_cursor(cursor: str) -> tuple[list, bool]:
 def capped_count(queryset, limit: int = EXACT_COUNT_LIMIT) -> int:
     """The exact number of rows up to `limit`; above it PostgreSQL's planner estimate
     (never below `limit` + 1), so a list never counts a million rows on every request."""
-    ids = queryset.order_by().values("pk")
-    exact = ids[: limit + 1].count()
-    if exact <= limit or connection.vendor != "postgresql":
-        return exact if exact <= limit else ids.count()
-    sql, params = ids.query.sql_with_params()
+    # Compiled once for both statements: building the SQL costs more Python than running it.
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    connection = connections[queryset.db]
     with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM ({sql} LIMIT %s) AS capped", [*params, limit + 1])
+        exact = cursor.fetchone()[0]
+        if exact <= limit:
+            return exact
+        if connection.vendor != "postgresql":
+            cursor.execute(f"SELECT COUNT(*) FROM ({sql}) AS counted", params)
+            return cursor.fetchone()[0]
         cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
         plan = cursor.fetchone()[0]
     plan = json.loads(plan) if isinstance(plan, str) else plan
