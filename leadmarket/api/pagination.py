@@ -89,7 +89,9 @@ class KeysetPagination(PageNumberPagination):
     when deep). `count` is exact up to EXACT_COUNT_LIMIT rows, an estimate above.
 
     The queryset must be ordered by fields ending in a unique one, e.g. (-received_at, -id),
-    with an index in that order.
+    with an index in that order. A view that serializes values() rows names their columns in
+    `row_columns` (the ordering fields among them): the page is read as those rows, while the
+    count runs on the queryset itself, without the joins the columns need.
     """
 
     cursor_query_param = "cursor"
@@ -100,6 +102,8 @@ class KeysetPagination(PageNumberPagination):
         self.ordering = [str(field) for field in queryset.query.order_by]
         self.model = queryset.model
         self.count = capped_count(queryset)
+        if getattr(view, "row_columns", None):
+            queryset = queryset.values(*view.row_columns)
         cursor = request.query_params.get(self.cursor_query_param)
         self.page_number, self.reverse, self.had_cursor = None, False, cursor is not None
         if cursor is not None:
@@ -152,6 +156,8 @@ class KeysetPagination(PageNumberPagination):
         return Q(**{f"{names[0]}__{after[0]}e": parsed[0]}) & match
 
     def _position(self, row) -> list:
+        if isinstance(row, dict):  # a values() row
+            return [row[field.lstrip("-")] for field in self.ordering]
         return [getattr(row, field.lstrip("-")) for field in self.ordering]
 
     def _cursor_link(self, row, *, reverse: bool) -> str:
