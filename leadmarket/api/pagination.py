@@ -86,7 +86,8 @@ class KeysetPagination(PageNumberPagination):
     """The same `{results, count, next, previous}` and `?page=N&page_size=M`, built for
     large lists: `next`/`previous` are cursor links (`?cursor=...`), so following them costs
     one index range scan however deep the page; `page=N` still works (an OFFSET, slower
-    when deep). `count` is exact up to EXACT_COUNT_LIMIT rows, an estimate above.
+    when deep). `count` is exact up to EXACT_COUNT_LIMIT rows, an estimate above; a last page
+    fetched by number (such as the first page of a short list) gives it without a count query.
 
     The queryset must be ordered by fields ending in a unique one, e.g. (-received_at, -id),
     with an index in that order. A view that serializes values() rows names their columns in
@@ -101,7 +102,7 @@ class KeysetPagination(PageNumberPagination):
         size = self.get_page_size(request)
         self.ordering = [str(field) for field in queryset.query.order_by]
         self.model = queryset.model
-        self.count = capped_count(queryset)
+        listed = queryset
         if getattr(view, "row_columns", None):
             queryset = queryset.values(*view.row_columns)
         cursor = request.query_params.get(self.cursor_query_param)
@@ -126,6 +127,10 @@ class KeysetPagination(PageNumberPagination):
             if not rows and self.page_number > 1:
                 raise NotFound("Invalid page.")
         self.has_more = len(rows) > size
+        if self.page_number is not None and not self.has_more:
+            self.count = offset + len(rows)  # the last page (often the only one) needs no count
+        else:
+            self.count = capped_count(listed)
         rows = rows[:size]
         if self.reverse:
             rows.reverse()
