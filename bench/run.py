@@ -181,11 +181,12 @@ def explain(qs):
         c.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, params)
         return "\n".join(r[0] for r in c.fetchall())
 from leads import selectors
+admin = selectors.admin_leads().order_by("-received_at", "-id")
 out["explain"] = {
-  "mobile_first": explain(mobile.select_related("lead")[:51]),
-  "admin_first": explain(selectors.admin_leads().order_by("-received_at", "-id")[:51]),
-  "admin_filtered_first": explain(selectors.admin_leads().filter(status="accepted", zipcode=args["zip"])
-                                  .order_by("-received_at", "-id")[:51]),
+  "mobile_first": explain(mobile.values(*selectors.AGENCY_LEAD_COLUMNS)[:51]),
+  "admin_first": explain(admin.values(*selectors.ADMIN_LEAD_COLUMNS)[:51]),
+  "admin_filtered_first": explain(admin.filter(status="accepted", zipcode=args["zip"])
+                                  .values(*selectors.ADMIN_LEAD_COLUMNS)[:51]),
 }
 print(json.dumps(out, default=str))
 """

@@ -13,8 +13,17 @@ from rest_framework.response import Response
 DEFAULT_MESSAGES = {200: "OK", 201: "Created", 202: "Accepted"}
 
 
+def json_time(value: datetime | None) -> str | None:
+    """A time as every response writes it: ISO 8601 in UTC with a `Z`, as DRF's DateTimeField
+    writes it under TIME_ZONE = "UTC". For code that builds response dicts itself (list rows)."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 def timestamp() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return json_time(datetime.now(UTC))
 
 
 def success_body(data, message: str) -> dict:

@@ -1,59 +1,54 @@
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Lead, Offer, OfferStatus, RejectReason
+from leadmarket.api.envelope import json_time
 
-# What an agency sees before it accepts: enough to decide, not enough to call.
-TEASER_FIELDS = ("lead_type", "zipcode", "city", "state", "first_name", "received_at")
-CONTACT_FIELDS = ("last_name", "email", "phone", "address", "details")
+from ..models import Lead, Offer, OfferStatus, RejectReason
+from ..selectors import CONTACT_FIELDS
+
+# The lead serializers read values() rows (dicts, see selectors) and build their output in
+# `to_representation`: DRF's field-by-field machinery was the largest cost of a list page.
+# Their declared fields describe the output in the schema; a test keeps the two the same.
 
 
 class MobileLeadSerializer(serializers.Serializer):
     """A lead as the agency sees it through its offer; contact details only once accepted."""
 
-    id = serializers.IntegerField(source="lead_id")
-    offer_status = serializers.CharField(source="status")
+    id = serializers.IntegerField()
+    offer_status = serializers.CharField()
     offered_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
     responded_at = serializers.DateTimeField(allow_null=True)
-    lead_type = serializers.CharField(source="lead.lead_type")
-    zipcode = serializers.CharField(source="lead.zipcode")
-    city = serializers.CharField(source="lead.city")
-    state = serializers.CharField(source="lead.state")
-    first_name = serializers.CharField(source="lead.first_name")
-    received_at = serializers.DateTimeField(source="lead.received_at")
-    contact_visible = serializers.SerializerMethodField()
-    last_name = serializers.SerializerMethodField()
-    email = serializers.SerializerMethodField()
-    phone = serializers.SerializerMethodField()
-    address = serializers.SerializerMethodField()
-    details = serializers.SerializerMethodField()
+    lead_type = serializers.CharField()
+    zipcode = serializers.CharField()
+    city = serializers.CharField()
+    state = serializers.CharField()
+    first_name = serializers.CharField()
+    received_at = serializers.DateTimeField()
+    contact_visible = serializers.BooleanField(read_only=True)
+    last_name = serializers.CharField(allow_null=True, read_only=True)
+    email = serializers.CharField(allow_null=True, read_only=True)
+    phone = serializers.CharField(allow_null=True, read_only=True)
+    address = serializers.CharField(allow_null=True, read_only=True)
+    details = serializers.DictField(allow_null=True, read_only=True)
 
-    def get_contact_visible(self, offer: Offer) -> bool:
-        return offer.status == OfferStatus.ACCEPTED
-
-    def _contact(self, offer: Offer, field: str):
-        return getattr(offer.lead, field) if offer.status == OfferStatus.ACCEPTED else None
-
-    @extend_schema_field(serializers.CharField(allow_null=True))
-    def get_last_name(self, offer):
-        return self._contact(offer, "last_name")
-
-    @extend_schema_field(serializers.CharField(allow_null=True))
-    def get_email(self, offer):
-        return self._contact(offer, "email")
-
-    @extend_schema_field(serializers.CharField(allow_null=True))
-    def get_phone(self, offer):
-        return self._contact(offer, "phone")
-
-    @extend_schema_field(serializers.CharField(allow_null=True))
-    def get_address(self, offer):
-        return self._contact(offer, "address")
-
-    @extend_schema_field(serializers.DictField(allow_null=True))
-    def get_details(self, offer):
-        return self._contact(offer, "details")
+    def to_representation(self, offer: dict) -> dict:
+        """`offer`: a row of `selectors.AGENCY_LEAD_COLUMNS`."""
+        accepted = offer["status"] == OfferStatus.ACCEPTED
+        return {
+            "id": offer["lead_id"],
+            "offer_status": offer["status"],
+            "offered_at": json_time(offer["offered_at"]),
+            "expires_at": json_time(offer["expires_at"]),
+            "responded_at": json_time(offer["responded_at"]),
+            "lead_type": offer["lead__lead_type"],
+            "zipcode": offer["lead__zipcode"],
+            "city": offer["lead__city"],
+            "state": offer["lead__state"],
+            "first_name": offer["lead__first_name"],
+            "received_at": json_time(offer["lead__received_at"]),
+            "contact_visible": accepted,
+            **{field: offer[f"lead__{field}"] if accepted else None for field in CONTACT_FIELDS},
+        }
 
 
 class LeadRejectInput(serializers.Serializer):
@@ -102,6 +97,29 @@ class AdminLeadSerializer(serializers.ModelSerializer):
         )
         read_only_fields = fields
 
+    def to_representation(self, lead: dict) -> dict:
+        """`lead`: a row of `selectors.ADMIN_LEAD_COLUMNS` (or more)."""
+        return {
+            "id": lead["id"],
+            "status": lead["status"],
+            "received_at": json_time(lead["received_at"]),
+            "status_changed_at": json_time(lead["status_changed_at"]),
+            "portal": lead["portal__code"],
+            "zipcode": lead["zipcode"],
+            "city": lead["city"],
+            "state": lead["state"],
+            "lead_type": lead["lead_type"],
+            "first_name": lead["first_name"],
+            "last_name": lead["last_name"],
+            "email": lead["email"],
+            "phone": lead["phone"],
+            "is_test": lead["is_test"],
+            "duplicate_of": lead["duplicate_of"],
+            "external_id": lead["external_id"],
+            "agency_id": lead["current_agency_id"],
+            "agency_name": lead["current_agency_name"],
+        }
+
 
 class AdminOfferSerializer(serializers.ModelSerializer):
     agency_name = serializers.CharField(source="agency.business_name")
@@ -140,8 +158,8 @@ class AdminReceptionSummarySerializer(serializers.Serializer):
 
 
 class AdminLeadDetailSerializer(AdminLeadSerializer):
-    offers = AdminOfferSerializer(many=True, source="offer_history")
-    receptions = AdminReceptionSummarySerializer(many=True, source="reception_history")
+    offers = AdminOfferSerializer(many=True)
+    receptions = AdminReceptionSummarySerializer(many=True)
 
     class Meta(AdminLeadSerializer.Meta):
         fields = (
@@ -158,3 +176,19 @@ class AdminLeadDetailSerializer(AdminLeadSerializer):
             "receptions",
         )
         read_only_fields = fields
+
+    def to_representation(self, lead: dict) -> dict:
+        """`lead`: the row `selectors.admin_lead_detail` returns."""
+        return {
+            **super().to_representation(lead),
+            "address": lead["address"],
+            "details": lead["details"],
+            "tcpa_consent": lead["tcpa_consent"],
+            "consent_text": lead["consent_text"],
+            "consented_at": json_time(lead["consented_at"]),
+            "consent_ip": lead["consent_ip"],
+            "certificate_url": lead["certificate_url"],
+            "idempotency_key": lead["idempotency_key"],
+            "offers": self.fields["offers"].to_representation(lead["offers"]),
+            "receptions": self.fields["receptions"].to_representation(lead["receptions"]),
+        }

@@ -40,10 +40,6 @@ class MobileLeadFilter(django_filters.FilterSet):
         fields = ()
 
 
-def visible_offers(request):
-    return Offer.objects.visible_to(request.user.agency, now=timezone.now()).select_related("lead")
-
-
 @extend_schema(tags=["mobile leads"])
 class MobileLeadListView(AgencyAPIView, ListAPIView):
     """Leads offered to this agency or accepted by it, newest offer first."""
@@ -51,24 +47,25 @@ class MobileLeadListView(AgencyAPIView, ListAPIView):
     serializer_class = MobileLeadSerializer
     filterset_class = MobileLeadFilter
     pagination_class = KeysetPagination  # served by offer_agency_recent_idx, however deep
+    row_columns = selectors.AGENCY_LEAD_COLUMNS
     queryset = Offer.objects.none()  # for the schema; requests use get_queryset
 
     def get_queryset(self):
-        return visible_offers(self.request).order_by("-offered_at", "-id")
+        return selectors.agency_leads(self.request.user.agency, now=timezone.now())
 
 
-def _visible_offer(request, lead_id: int) -> Offer:
-    offer = visible_offers(request).filter(lead_id=lead_id).first()
-    if offer is None:
+def _agency_lead(request, lead_id: int) -> dict:
+    lead = selectors.agency_lead(request.user.agency, lead_id=lead_id, now=timezone.now())
+    if lead is None:
         raise NotFound("Lead not found.")
-    return offer
+    return lead
 
 
 @extend_schema(tags=["mobile leads"])
 class MobileLeadDetailView(AgencyAPIView):
     @extend_schema(responses={200: MobileLeadSerializer, 404: ERROR})
     def get(self, request, pk: int):
-        return ok(MobileLeadSerializer(_visible_offer(request, pk)).data)
+        return ok(MobileLeadSerializer(_agency_lead(request, pk)).data)
 
 
 @extend_schema(tags=["mobile leads"])
@@ -76,8 +73,8 @@ class MobileLeadAcceptView(AgencyAPIView):
     @extend_schema(request=None, responses={200: MobileLeadSerializer, 404: ERROR, 409: ERROR})
     def put(self, request, pk: int):
         """Takes the lead: its contact details become visible. 409 when it is no longer yours to take."""
-        offer = distribution.accept_offer(agency=request.user.agency, lead_id=pk, now=timezone.now())
-        return ok(MobileLeadSerializer(offer).data, message="Lead accepted.")
+        distribution.accept_offer(agency=request.user.agency, lead_id=pk, now=timezone.now())
+        return ok(MobileLeadSerializer(_agency_lead(request, pk)).data, message="Lead accepted.")
 
 
 @extend_schema(tags=["mobile leads"])
@@ -136,6 +133,7 @@ class AdminLeadListView(StaffAPIView, ListAPIView):
     serializer_class = AdminLeadSerializer
     filterset_class = AdminLeadFilter
     pagination_class = KeysetPagination  # served by lead_recent_idx / lead_zipcode_recent_idx
+    row_columns = selectors.ADMIN_LEAD_COLUMNS
     queryset = Lead.objects.none()  # for the schema; requests use get_queryset
 
     def get_queryset(self):

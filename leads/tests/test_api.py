@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -10,6 +10,7 @@ from agencies.authentication import Realm
 from agencies.tests.factories import StaffUserFactory
 from conftest import client_for
 from leads import distribution
+from leads.api.serializers import AdminLeadDetailSerializer, AdminLeadSerializer, MobileLeadSerializer
 from leads.models import Lead, LeadStatus, Offer, OfferStatus
 from leads.tests.factories import LeadFactory, subscribed_agency
 from portals.models import Reception
@@ -54,6 +55,7 @@ def test_offered_lead_shows_only_the_teaser_until_accepted(subscribed):
     assert before["phone"] is None
     assert before["contact_visible"] is False
     assert accepted.status_code == 200
+    assert accepted.json()["data"] == after
     assert after["last_name"] == "Secret"
     assert after["email"] == "secret@example.com"
     assert after["offer_status"] == "accepted"
@@ -133,6 +135,38 @@ def test_expired_but_unswept_offer_is_409_on_accept(subscribed):
     assert Lead.objects.get(pk=lead.pk).status == LeadStatus.OFFERED
 
 
+def test_mobile_rows_hold_the_documented_fields_with_utc_times(subscribed):
+    agency, client = subscribed
+    lead = offered_lead(agency, received_at=datetime(2026, 1, 2, 3, 4, 5, 678900, tzinfo=UTC))
+    Offer.objects.filter(lead=lead).update(offered_at=datetime(2026, 1, 2, 3, 5, tzinfo=UTC))
+    expires_at = Offer.objects.get(lead=lead).expires_at
+
+    row = client.get(MOBILE).json()["data"]["results"][0]
+    detail = client.get(f"{MOBILE}/{lead.pk}").json()["data"]
+
+    assert row == detail
+    assert set(row) == set(MobileLeadSerializer().fields)
+    assert row == {
+        "id": lead.pk,
+        "offer_status": "offered",
+        "offered_at": "2026-01-02T03:05:00Z",
+        "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
+        "responded_at": None,
+        "lead_type": "auto",
+        "zipcode": "10001",
+        "city": "New York",
+        "state": "NY",
+        "first_name": "Ada",
+        "received_at": "2026-01-02T03:04:05.678900Z",
+        "contact_visible": False,
+        "last_name": None,
+        "email": None,
+        "phone": None,
+        "address": None,
+        "details": None,
+    }
+
+
 def test_mobile_list_query_count_does_not_grow(subscribed):
     agency, client = subscribed
     offered_lead(agency)
@@ -167,6 +201,41 @@ def test_admin_list_filters_and_query_count(operations_client):
     assert operations_client.get(ADMIN, {"agency": agency.id}).json()["data"]["count"] == 11
     assert operations_client.get(ADMIN, {"status": "offered", "portal": "test-portal"}).json()["data"]["count"] == 11
     assert operations_client.get(ADMIN, {"search": "FindMe@example.com"}).json()["data"]["count"] == 1
+
+
+def test_admin_rows_hold_the_documented_fields_with_utc_times(operations_client):
+    agency = subscribed_agency("10001")
+    lead = offered_lead(agency, received_at=datetime(2026, 1, 2, 3, 4, 5, 500, tzinfo=UTC), external_id="x-1")
+    Lead.objects.filter(pk=lead.pk).update(status_changed_at=None)
+    duplicate = LeadFactory(status=LeadStatus.DUPLICATE, duplicate_of=lead)
+
+    newest, row = operations_client.get(ADMIN).json()["data"]["results"]
+    detail = operations_client.get(f"{ADMIN}/{lead.pk}").json()["data"]
+
+    assert set(row) == set(AdminLeadSerializer().fields)
+    assert set(detail) == set(AdminLeadDetailSerializer().fields)
+    assert {field: detail[field] for field in row} == row
+    assert row == {
+        "id": lead.pk,
+        "status": "offered",
+        "received_at": "2026-01-02T03:04:05.000500Z",
+        "status_changed_at": None,
+        "portal": "test-portal",
+        "zipcode": "10001",
+        "city": "New York",
+        "state": "NY",
+        "lead_type": "auto",
+        "first_name": "Ada",
+        "last_name": lead.last_name,
+        "email": lead.email,
+        "phone": "+12125550100",
+        "is_test": False,
+        "duplicate_of": None,
+        "external_id": "x-1",
+        "agency_id": agency.pk,
+        "agency_name": agency.business_name,
+    }
+    assert (newest["id"], newest["duplicate_of"], newest["agency_id"]) == (duplicate.pk, lead.pk, None)
 
 
 def test_admin_detail_shows_offers_with_trace_and_receptions(operations_client):
