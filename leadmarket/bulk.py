@@ -34,13 +34,34 @@ def copy_create(objs: list) -> list:
             obj.pk = new_id
         columns = ", ".join(connection.ops.quote_name(column) for column in [pk.column, *(f.column for f in fields)])
         raw = cursor.cursor  # psycopg's own cursor: COPY is not part of Django's cursor API
-        prepared = [(field.get_db_prep_save, field.pre_save) for field in fields]
+        prepare = _preparer(fields, connection)
         with raw.copy(f"COPY {connection.ops.quote_name(table)} ({columns}) FROM STDIN") as copy:
             for obj in objs:
-                copy.write_row([obj.pk, *(prep(pre_save(obj, True), connection) for prep, pre_save in prepared)])
+                copy.write_row([obj.pk, *prepare(obj)])
     for obj in objs:
         obj._state.adding, obj._state.db = False, connection.alias
     return objs
+
+
+_NOTHING = object()
+
+
+def _preparer(fields: list, connection):
+    """A function giving an object's values for `fields` as the database takes them, as
+    `bulk_create` prepares them. The objects of a batch share most values (the same `now`,
+    status, empty strings): a value that is the very object of the previous row reuses
+    its prepared form, which saved most of the preparing."""
+    steps = [(field.pre_save, field.get_db_prep_save) for field in fields]
+    last_values, last_prepared = [_NOTHING] * len(fields), [None] * len(fields)
+
+    def prepare(obj) -> list:
+        for i, (pre_save, prep) in enumerate(steps):
+            value = pre_save(obj, True)
+            if value is not last_values[i]:
+                last_values[i], last_prepared[i] = value, prep(value, connection)
+        return list(last_prepared)
+
+    return prepare
 
 
 @functools.cache

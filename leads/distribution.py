@@ -95,7 +95,13 @@ def lock_cursors(zipcodes: list[str]) -> dict[str, RotationCursor]:
     exactly one insert win and the others wait for its lock.
     """
     zipcodes = sorted(set(zipcodes))
-    RotationCursor.objects.bulk_create([RotationCursor(zipcode=zipcode) for zipcode in zipcodes], ignore_conflicts=True)
+    table = connection.ops.quote_name(RotationCursor._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (zipcode, offers_made) VALUES {', '.join(['(%s, 0)'] * len(zipcodes))}"
+            " ON CONFLICT (zipcode) DO NOTHING",
+            zipcodes,
+        )
     return {
         cursor.zipcode: cursor
         for cursor in RotationCursor.objects.select_for_update().filter(zipcode__in=zipcodes).order_by("zipcode")
