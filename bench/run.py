@@ -624,7 +624,8 @@ def main() -> None:
             stack.stop_worker()
             for name, (path, token) in lists.items():
                 list_env = {**env, "BENCH_MODE": "get", "BENCH_TOKEN": setup[token]}
-                record(name, wrk(stack.url(path.format(**setup)), script=lua.name, env=list_env, connections=4,
+                # As many clients as cores: latency, not queueing behind the other connections.
+                record(name, wrk(stack.url(path.format(**setup)), script=lua.name, env=list_env, connections=2,
                                  duration=max(3, args.duration // 2)))  # fmt: skip
             if not args.skip_redistribute:
                 mark = results["data"]["generated_at"]
