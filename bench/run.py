@@ -251,7 +251,9 @@ class Stack:
     def start(self) -> None:
         command = [str(ROOT / ".venv/bin/gunicorn"), "leadmarket.wsgi", "-c", str(self.app_dir / "gunicorn.conf.py")]
         env = {**self.env, "PORT": str(self.port), "WEB_CONCURRENCY": str(self.workers)}
-        self.web = subprocess.Popen([*command, "--bind", f"127.0.0.1:{self.port}"], env=env, cwd=self.app_dir)
+        # No recycling (max_requests) while measuring: a recycled worker's CPU would go unseen.
+        command += ["--bind", f"127.0.0.1:{self.port}", "--max-requests", "0"]
+        self.web = subprocess.Popen(command, env=env, cwd=self.app_dir)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -281,6 +283,17 @@ class Stack:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def web_cpu_seconds(self) -> float:
+        """User + system CPU of the gunicorn workers so far: CPU per request is the measure
+        that other work on the machine disturbs least."""
+        master = self.web.pid
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        total = 0
+        for pid in children:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
 
 def redis_purge(url: str) -> None:
@@ -341,15 +354,19 @@ def settle(url: str, timeout: float = 30) -> None:
         time.sleep(0.5)
 
 
-def wrk(url: str, *, script: str, env: dict, connections: int, duration: int) -> dict:
+def wrk(url: str, *, script: str, env: dict, connections: int, duration: int, server=None) -> dict:
     settle(url)
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "-s", script, url]
+    cpu_before = server.web_cpu_seconds() if server else None
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     fields = dict(item.split("=") for item in done.stdout.split("RESULT ")[1].split())
     result = {k: float(v) for k, v in fields.items()}
     if not result["requests"]:
         result["wrk_output"] = done.stdout + done.stderr
     result["rps"] = round(result["requests"] / result["duration_s"], 1)
+    if server and result["requests"]:
+        # Requests wrk left in flight are served too: a slight overestimate, the same for every run.
+        result["web_cpu_ms"] = round(1000 * (server.web_cpu_seconds() - cpu_before) / result["requests"], 2)
     return result
 
 
@@ -562,7 +579,7 @@ def main() -> None:
     def post(server: Stack, name: str, run: str, zip_list: list[str]) -> None:
         wrk_env = {**env, "BENCH_MODE": "post", "BENCH_KEY": key, "BENCH_RUN": run, "BENCH_ZIPS": ",".join(zip_list)}
         result = record(name, wrk(server.url("/api/webhooks/bench"), script=lua.name, env=wrk_env,
-                                  connections=args.connections, duration=args.duration))  # fmt: skip
+                                  connections=args.connections, duration=args.duration, server=server))  # fmt: skip
         time.sleep(0.5)
         stats = run_stats(db_url, run)
         checks.append({
@@ -586,9 +603,10 @@ def main() -> None:
             log(f"--- round {rep + 1}/{args.repeats} (load average {os.getloadavg()[0]:.2f})")
             get_env = {**env, "BENCH_MODE": "get"}
             record("ceiling_noop", wrk(stack.url("/api/bench/noop"), script=lua.name, env=get_env,
-                                       connections=args.connections, duration=args.duration))  # fmt: skip
+                                       connections=args.connections, duration=args.duration, server=stack))  # fmt: skip
             record("ceiling_insert", wrk(stack.url("/api/bench/insert"), script=lua.name, env=get_env,
-                                         connections=args.connections, duration=args.duration))  # fmt: skip
+                                         connections=args.connections, duration=args.duration,
+                                         server=stack))  # fmt: skip
             record("ceiling_pgbench", pgbench(db_url, pgb, clients=args.connections, duration=args.duration))
             set_aside_pgbench_leads(db_url)
             # Side by side with the baseline, in alternating order (the first run after the
@@ -626,7 +644,7 @@ def main() -> None:
                 list_env = {**env, "BENCH_MODE": "get", "BENCH_TOKEN": setup[token]}
                 # As many clients as cores: latency, not queueing behind the other connections.
                 record(name, wrk(stack.url(path.format(**setup)), script=lua.name, env=list_env, connections=2,
-                                 duration=max(3, args.duration // 2)))  # fmt: skip
+                                 duration=max(3, args.duration // 2), server=stack))  # fmt: skip
             if not args.skip_redistribute:
                 mark = results["data"]["generated_at"]
                 record("redistribute_leads", django(env, REDISTRIBUTE.replace("ARGS", repr(mark))))
@@ -644,7 +662,7 @@ def main() -> None:
         values = [v for v in values if "invalid" not in v] or values
         summary[name] = {
             metric: summarize([v[metric] for v in values])
-            for metric in ("rps", "p50_ms", "p95_ms", "p99_ms", "leads_per_s", "rate_achieved")
+            for metric in ("rps", "p50_ms", "p95_ms", "p99_ms", "leads_per_s", "rate_achieved", "web_cpu_ms")
             if metric in values[0]
         }
     results["ratios"] = ratios(runs)
@@ -674,6 +692,10 @@ def ratios(runs: dict) -> dict:
         "hot ZIP / spread": per_round("webhook_hot_zip", "webhook_spread"),
         "notifications on / off": per_round("webhook_spread_notifications", "webhook_spread"),
         "webhook now / baseline": per_round("webhook_spread", "baseline_webhook_spread"),
+        "webhook web CPU per request, now / baseline": per_round(
+            "webhook_spread", "baseline_webhook_spread", "web_cpu_ms"
+        ),
+        "webhook web CPU per request / insert ceiling's": per_round("webhook_spread", "ceiling_insert", "web_cpu_ms"),
         "mobile deep (cursor) / first p99": per_round("mobile_deep_cursor", "mobile_first", "p99_ms"),
         "admin deep (cursor) / first p99": per_round("admin_deep_cursor", "admin_first", "p99_ms"),
         "admin filtered deep / first p99": per_round("admin_filtered_deep_cursor", "admin_filtered_first", "p99_ms"),
@@ -712,6 +734,8 @@ def markdown(r: dict) -> str:
             other = f"{fmt(s['leads_per_s'])} leads/s"
         if "rate_achieved" in s:
             other = f"rate achieved {fmt(s['rate_achieved'])}/s"
+        if "web_cpu_ms" in s:
+            other = f"web CPU {fmt(s['web_cpu_ms'])} ms/request"
         lines.append(
             f"| {name} | {fmt(s.get('rps'))} | {fmt(s.get('p50_ms'))} | {fmt(s.get('p95_ms'))} |"
             f" {fmt(s.get('p99_ms'))} | {other} |"
