@@ -106,7 +106,7 @@ class KeysetPagination(PageNumberPagination):
         if getattr(view, "row_columns", None):
             queryset = queryset.values(*view.row_columns)
         cursor = request.query_params.get(self.cursor_query_param)
-        self.page_number, self.reverse, self.had_cursor = None, False, cursor is not None
+        self.page_number, self.reverse = None, False
         if cursor is not None:
             values, self.reverse = decode_cursor(cursor)
             if len(values) != len(self.ordering):
