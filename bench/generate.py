@@ -259,6 +259,11 @@ def main() -> None:
     args = parser.parse_args()
     url = os.environ["DATABASE_URL"]
     recreate_database(url)
+    import run  # the bench's own set-up: migrations and the "bench" portal the leads belong to
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "leadmarket.settings", "PYTHONPATH": str(ROOT)}
+    env.setdefault("DJANGO_DEBUG", "true")
+    run.django(env, run.PREPARE)
     print(json.dumps(generate(url, **{k: v for k, v in vars(args).items()}), indent=1)[:2000])
 
 
