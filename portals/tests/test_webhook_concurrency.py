@@ -2,6 +2,7 @@
 
 import threading
 
+import kombu.pools
 import pytest
 from django.db import connection
 from kombu.exceptions import OperationalError as BrokerDown
@@ -92,14 +93,19 @@ def test_a_real_unreachable_broker_does_not_fail_the_webhook(caplog):
 
     _, key = make_portal("outage")
     original = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
-    app.pool.force_close_all()
-    app._pool = None
+
+    def connect_to(url):
+        # kombu keeps connection and producer pools per broker URL, process-wide; the app
+        # caches its own on first use. All are rebuilt for `url`.
+        app.conf.broker_url = url
+        kombu.pools.reset()
+        app._pool = app.amqp._producer_pool = None
+
+    connect_to("redis://127.0.0.1:1/0")
     try:
         response = post_json(APIClient(raise_request_exception=False), "outage", LEAD, key)
     finally:
-        app.conf.broker_url = original
-        app._pool = None
+        connect_to(original)
 
     assert response.status_code == 201
     assert Lead.objects.get().status == LeadStatus.NEW
