@@ -228,7 +228,8 @@ def pgbench_script(queries: list[str], run: str, zipcode: str, lead_id: int) -> 
         # The duplicate window (30 days for the bench portal), then every other timestamp.
         sql = re.sub(r"received_at >= '[^']+'(::timestamptz)?", "received_at >= now() - interval '30 days'", sql)
         sql = re.sub(r"'\d{4}-\d\d-\d\d[ T][0-9:.+-]+'(::timestamptz)?", "now()", sql)
-        sql = sql.replace(f"'lead-dedupe:{zipcode}'", f"('lead-dedupe:' || {zip_expr})")
+        # The duplicate lock's key is a hash of (ZIP code, email): per transaction, a random one.
+        sql = re.sub(r"pg_advisory_xact_lock\((\d+), -?\d+\)", r"pg_advisory_xact_lock(\1, :n)", sql)
         sql = sql.replace(f"'probe{run}@bench.example'", "(:client_id || '-' || :n || '@pgbench.example')")
         sql = sql.replace(f"'probe{run}'", "('pgb-' || :client_id || '-' || :n)")
         sql = sql.replace(f"'{zipcode}'", zip_expr)

@@ -1,9 +1,11 @@
 """Write use cases of leads: storing a mapped lead, and handing it to distribution."""
 
 import contextlib
+import hashlib
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Q
@@ -16,7 +18,8 @@ from .models import Lead, LeadStatus
 logger = logging.getLogger(__name__)
 
 # Set while a distribution run is queued and not yet started: a burst of leads needs one
-# run, not one task per lead (a Celery publish cost the webhook more CPU than its inserts).
+# run, not one task per lead (a Celery publish cost the webhook more CPU than its inserts),
+# and the run starts DISTRIBUTION_DELAY_SECONDS later so that the burst is one batch.
 DISTRIBUTION_QUEUED_KEY = "leads:distribution-queued"
 # A run lost from the queue silences new requests for at most this long; the periodic run
 # (CELERY_BEAT_SCHEDULE "distribute-new-leads") distributes in the meantime.
@@ -67,16 +70,19 @@ _ORIGINAL_BRANCH = (
 def _insert_new_or_duplicate(lead: Lead, *, since: datetime) -> None:
     """Inserts `lead` as `new`, or as `duplicate` of the earliest matching lead since `since`.
 
-    The webhook's hot path, so one round trip: the per-ZIP lock, then the check and the
-    insert as one statement. The lock makes two matching leads arriving together take
-    turns (both cannot be originals); the insert statement starts after it is granted, so
-    it sees a lead committed by the previous holder.
+    The webhook's hot path, so one round trip: the duplicate locks, then the check and the
+    insert as one statement. Two leads that could match each other share a ZIP code and a
+    phone or an email, so they share one of the locks of (ZIP code, contact) and take turns
+    (both cannot be originals); leads of one busy ZIP code with other contacts do not wait
+    for each other. The locks are taken in key order (no deadlock), and the insert starts
+    after they are granted, so it sees a lead committed by the previous holder.
     """
-    branches, params = [], []
+    branches, params, lock_keys = [], [], []
     for name in ("phone", "email"):
         if getattr(lead, name):
             branches.append(_ORIGINAL_BRANCH.format(field=name))
             params += [lead.zipcode, getattr(lead, name), since]
+            lock_keys.append(_duplicate_lock_key(lead.zipcode, name, getattr(lead, name)))
     if not branches:
         insert_one(lead)
         return
@@ -91,15 +97,29 @@ def _insert_new_or_duplicate(lead: Lead, *, since: datetime) -> None:
     )
     params += [*insert_params(lead, fields), LeadStatus.NEW, LeadStatus.DUPLICATE]
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # two statements in one execute: needs client-side binding (the default)
+        if connection.vendor == "postgresql":  # statements in one execute need client-side binding (the default)
+            lock_keys = sorted(set(lock_keys))
+            locks = "".join("SELECT pg_advisory_xact_lock(%s, %s); " for _ in lock_keys)
             cursor.execute(
-                f"SELECT pg_advisory_xact_lock(hashtext(%s)); {insert}", [f"lead-dedupe:{lead.zipcode}", *params]
+                locks + insert, [*(part for key in lock_keys for part in (DUPLICATE_LOCK_NAMESPACE, key)), *params]
             )
-            cursor.nextset()
+            for _ in lock_keys:
+                cursor.nextset()
         else:
             cursor.execute(insert, params)
         pk, lead.status, lead.duplicate_of_id = cursor.fetchone()
     saved(lead, pk)
+
+
+# Advisory locks (namespace, key) of the duplicate check; nothing else uses the namespace.
+DUPLICATE_LOCK_NAMESPACE = 7272
+
+
+def _duplicate_lock_key(zipcode: str, field: str, value: str) -> int:
+    """A 32-bit key for (ZIP code, contact field, value): the same on every web server (not
+    Python's per-process `hash`); two contacts sharing a key only wait for each other."""
+    digest = hashlib.blake2b(f"{zipcode}:{field}:{value}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def find_resent_lead(*, portal_id: int, external_id: str, idempotency_key: str) -> Lead | None:
@@ -121,7 +141,8 @@ def _distribute_new_leads_task():
 
 
 def request_distribution() -> None:
-    """Queues a run of `distribute_new_leads` unless one is queued and has not started yet.
+    """Queues a run of `distribute_new_leads`, to start DISTRIBUTION_DELAY_SECONDS from now,
+    unless one is queued and has not started yet.
 
     The run takes every lead that is `new` when it starts, so a lead committed before this
     call is either taken by the queued run or, if that run already started, gets a new one
@@ -133,7 +154,7 @@ def request_distribution() -> None:
     except Exception:
         logger.warning("distribution flag unavailable; queueing a run", exc_info=True)
         first = True
-    if first and not try_enqueue(_distribute_new_leads_task()):
+    if first and not try_enqueue(_distribute_new_leads_task(), countdown=settings.DISTRIBUTION_DELAY_SECONDS):
         with contextlib.suppress(Exception):
             cache.delete(DISTRIBUTION_QUEUED_KEY)
 

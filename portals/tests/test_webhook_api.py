@@ -499,8 +499,8 @@ def test_the_ingest_path_needs_few_queries_once_the_portal_is_cached(api_client,
         assert_success(post_json(api_client, "acme", LEAD | {"external_id": "2", "email": "b@x.com"}, key), 201)
 
     statements = [query["sql"] for query in queries if not query["sql"].startswith(("SAVEPOINT", "RELEASE"))]
-    # Two round trips in the transaction: the per-ZIP lock followed by the lead's insert
-    # (with its duplicate check), then the reception's insert.
+    # Two round trips in the transaction: the duplicate lock of (ZIP code, email) followed
+    # by the lead's insert (with its duplicate check), then the reception's insert.
     assert len(statements) == 2
     assert statements[0].startswith("SELECT pg_advisory_xact_lock")
     assert "INSERT INTO leads_lead" in statements[0]

@@ -44,6 +44,45 @@ def test_twenty_simultaneous_identical_posts_make_one_lead():
     assert Reception.objects.filter(outcome="duplicate_resent").count() == 19
 
 
+def _post_together(bodies: list[dict], key: str) -> list[int]:
+    barrier = threading.Barrier(len(bodies))
+    statuses = []
+
+    def send(body):
+        try:
+            barrier.wait()
+            statuses.append(post_json(APIClient(raise_request_exception=False), "race", body, key).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
+@pytest.mark.parametrize("shared", ["phone", "email"])
+def test_simultaneous_leads_sharing_a_contact_make_one_original(shared):
+    _, key = make_portal("race")
+    # Twelve different leads of one ZIP code that share only their phone (or only their
+    # email): exactly one is the original, the others its duplicates.
+    other = "email" if shared == "phone" else "phone"
+    bodies = [
+        LEAD | {"external_id": f"e{n}", other: f"{n}@example.com" if other == "email" else f"(212) 555-01{n:02d}"}
+        for n in range(12)
+    ]
+
+    statuses = _post_together(bodies, key)
+
+    assert sorted(statuses) == [201] * 12
+    original = Lead.objects.get(status=LeadStatus.NEW)
+    duplicates = Lead.objects.filter(status=LeadStatus.DUPLICATE)
+    assert duplicates.count() == 11
+    assert set(duplicates.values_list("duplicate_of_id", flat=True)) == {original.pk}
+
+
 def test_simultaneous_posts_with_one_idempotency_key_make_one_lead():
     _, key = make_portal("race")
     barrier = threading.Barrier(10)
