@@ -13,14 +13,15 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-def try_enqueue(task, **kwargs) -> bool:
-    """Sends `task` now; False (logged, never raised) when the broker is down.
+def try_enqueue(task, *, countdown: float | None = None, **kwargs) -> bool:
+    """Sends `task` (to run `countdown` seconds from now, if given); False (logged, never
+    raised) when the broker is down.
 
     No publish retries: a request must not hang on a dead broker, and every kind of work
     sent this way has a periodic sweeper that scans a status column and sends it again.
     """
     try:
-        task.apply_async(kwargs=kwargs, retry=False)
+        task.apply_async(kwargs=kwargs, countdown=countdown, retry=False)
     except Exception:
         logger.warning("could not enqueue %s%s; the sweeper will pick it up", task.name, kwargs, exc_info=True)
         return False

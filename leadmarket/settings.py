@@ -257,6 +257,10 @@ WEBHOOK_AUTH_FAILURE_RATE_PER_IP = env("WEBHOOK_AUTH_FAILURE_RATE_PER_IP", defau
 PORTAL_CACHE_SECONDS = env.int("PORTAL_CACHE_SECONDS", default=5)
 # Largest payload stored in a reception's audit row, in bytes (larger ones are marked truncated).
 RECEPTION_PAYLOAD_MAX_BYTES = env.int("RECEPTION_PAYLOAD_MAX_BYTES", default=64 * 1024)
+# A webhook queues a distribution run to start this many seconds later, so that the leads of
+# a burst share one run and one batch (a run per few leads cost the worker more CPU than
+# the webhooks themselves); it bounds how long a new lead waits for its offer.
+DISTRIBUTION_DELAY_SECONDS = env.float("DISTRIBUTION_DELAY_SECONDS", default=0.5)
 # Webhooks queue a distribution run; this one catches up after a broker or worker outage.
 CELERY_BEAT_SCHEDULE["distribute-new-leads"] = {"task": "leads.tasks.distribute_new_leads", "schedule": 30.0}
 

@@ -89,6 +89,7 @@ def test_a_burst_of_new_leads_queues_one_run_until_that_run_starts(queued_runs, 
             store(portal, email=f"{number}@example.com")
 
     assert len(queued_runs) == 1
+    assert queued_runs[0]["countdown"] == settings.DISTRIBUTION_DELAY_SECONDS  # the burst's leads share the run
     services.distribution_started()
     with django_capture_on_commit_callbacks(execute=True):
         store(portal, email="next@example.com")

@@ -4,6 +4,7 @@ import json
 from urllib.parse import urlencode
 
 import pytest
+from django.conf import settings
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
@@ -401,7 +402,7 @@ def test_a_new_lead_is_handed_to_distribution_after_commit(
     with django_capture_on_commit_callbacks(execute=True):
         assert_success(post_json(api_client, "acme", LEAD, key), 201)
 
-    assert queued == [{"kwargs": {}, "retry": False}]
+    assert queued == [{"kwargs": {}, "countdown": settings.DISTRIBUTION_DELAY_SECONDS, "retry": False}]
 
 
 # --- throttling and faults -------------------------------------------------------------------
