@@ -6,7 +6,7 @@ class LeadmarketConfig(AppConfig):
     verbose_name = "leadmarket"
 
     def ready(self):
-        # Connect the Celery signal handlers in every process (web and worker).
-        from . import metrics, requestid  # noqa: F401
+        # Connect the Celery signal handlers in every process (web and worker); `field__any`.
+        from . import lookups, metrics, requestid  # noqa: F401
 
         requestid.install_log_record_factory()

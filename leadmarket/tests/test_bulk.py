@@ -1,0 +1,52 @@
+"""The batch write helpers against PostgreSQL: COPY of plain rows, and `field__any`."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from agencies.models import Notification, PushStatus
+from agencies.tests.factories import AgencyFactory
+from leadmarket.bulk import copy_rows
+from leads.models import Lead
+from leads.tests.factories import LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+
+def test_copy_rows_stores_the_rows_in_order_with_defaults_for_the_other_fields():
+    agency = AgencyFactory()
+    rows = [(agency.pk, "lead_offered", f"title {n}", "body", {"lead_id": str(n)}, NOW) for n in range(3)]
+
+    ids = copy_rows(Notification, ("agency_id", "kind", "title", "body", "data", "created_at"), rows)
+
+    stored = {n.pk: n for n in Notification.objects.filter(pk__in=ids)}
+    assert [stored[pk].title for pk in ids] == ["title 0", "title 1", "title 2"]
+    assert [stored[pk].data for pk in ids] == [{"lead_id": "0"}, {"lead_id": "1"}, {"lead_id": "2"}]
+    first = stored[ids[0]]
+    assert (first.push_status, first.push_attempts, first.dedupe_key, first.read_at) == (
+        PushStatus.PENDING,
+        0,
+        "",
+        None,
+    )
+    assert copy_rows(Notification, ("agency_id",), []) == []
+
+
+def test_any_lookup_matches_like_in_with_one_array_parameter():
+    leads = [LeadFactory(zipcode=zipcode) for zipcode in ("10001", "10002", "10003")]
+    wanted = [leads[0].pk, leads[2].pk]
+
+    with CaptureQueriesContext(connection) as queries:
+        found = sorted(Lead.objects.filter(id__any=wanted).values_list("id", flat=True))
+        by_zipcode = set(Lead.objects.filter(zipcode__any=["10002", "99999"]).values_list("id", flat=True))
+        by_portal = Lead.objects.filter(portal_id__any=[leads[1].portal_id]).count()
+
+    assert found == wanted
+    assert by_zipcode == {leads[1].pk}
+    assert by_portal == sum(lead.portal_id == leads[1].portal_id for lead in leads)
+    assert all("= ANY(" in query["sql"] for query in queries)
+    assert Lead.objects.filter(id__any=[]).count() == 0
