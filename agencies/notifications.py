@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 
-from leadmarket.bulk import copy_create
+from leadmarket.bulk import copy_rows
 from leadmarket.celery import enqueue_on_commit
 from leadmarket.errors import NotFound
 
@@ -50,25 +50,21 @@ def unregister_device(*, agency: Agency, token: str) -> None:
         raise NotFound("No such device.")
 
 
-def notify_many(events: list[dict], *, now: datetime) -> list[Notification]:
+NOTIFICATION_ROW = ("agency_id", "kind", "title", "body", "data", "created_at")
+
+
+def _row(event: dict, now: datetime) -> tuple:
+    data = {key: str(value) for key, value in event["data"].items()}  # FCM data values are strings
+    return (event["agency_id"], event["kind"], event["title"], event["body"], data, now)
+
+
+def notify_many(events: list[dict], *, now: datetime) -> list[int]:
     """Creates one inbox entry per event ({agency_id, kind, title, body, data}) and pushes
-    them all with one task after the caller's transaction commits."""
-    notifications = copy_create(
-        [
-            Notification(
-                agency_id=event["agency_id"],
-                kind=event["kind"],
-                title=event["title"],
-                body=event["body"],
-                data={key: str(value) for key, value in event["data"].items()},
-                created_at=now,
-            )
-            for event in events
-        ]
-    )
-    if notifications:
-        _push_after_commit([notification.pk for notification in notifications])
-    return notifications
+    them all after the caller's transaction commits. Returns their ids."""
+    ids = copy_rows(Notification, NOTIFICATION_ROW, [_row(event, now) for event in events])
+    if ids:
+        _push_after_commit(ids)
+    return ids
 
 
 def notify(
@@ -79,22 +75,16 @@ def notify(
     With a `dedupe_key`, an event notifies once (a reminder sent twice is one row); the
     second call returns None.
     """
-    event = {"agency_id": agency_id, "kind": kind, "title": title, "body": body, "data": data}
-    if not dedupe_key:
-        return notify_many([event], now=now)[0]
-    notification, created = Notification.objects.get_or_create(
-        agency_id=agency_id,
-        dedupe_key=dedupe_key,
-        defaults={
-            "kind": kind,
-            "title": title,
-            "body": body,
-            "created_at": now,
-            "data": {key: str(value) for key, value in data.items()},
-        },
-    )
-    if not created:
-        return None
+    fields = dict(zip(NOTIFICATION_ROW, _row({"agency_id": agency_id, "kind": kind, "title": title, "body": body,
+                                               "data": data}, now), strict=True))  # fmt: skip
+    if dedupe_key:
+        notification, created = Notification.objects.get_or_create(
+            agency_id=agency_id, dedupe_key=dedupe_key, defaults=fields
+        )
+        if not created:
+            return None
+    else:
+        notification = Notification.objects.create(**fields)
     _push_after_commit([notification.pk])
     return notification
 

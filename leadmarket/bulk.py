@@ -1,65 +1,70 @@
-"""Inserts without the ORM's per-statement compilation: COPY for the batch paths
-(redistribution), and single-row INSERTs built once per model for the webhook.
+"""Inserts without the ORM's per-object work: COPY of plain rows for the batch paths
+(distribution's offers and notifications), and single-row INSERTs built once per model for
+the webhook.
 
-Bulk: COPY instead of INSERT ... UNNEST.
+Bulk: COPY of plain rows instead of `bulk_create`.
 
-Django's `bulk_create` builds the statement in Python and psycopg dumps every column as an
-array; for hundreds of offers and notifications per batch that was most of redistribution's
-CPU. Here the primary keys come from the table's sequence in one query, then the rows are
-streamed with COPY. Same result as `bulk_create` (objects get their pks, defaults and
-`pre_save` values apply); other databases fall back to `bulk_create`.
+`bulk_create` builds a model instance per row, compiles the statement in Python and dumps
+every column as an array; for hundreds of offers and notifications per batch that was most
+of distribution's CPU. Here the caller gives tuples of values, the primary keys come from
+the table's sequence in one query, then the rows are streamed with COPY. Other databases
+fall back to `bulk_create`.
 """
 
 import functools
+from collections.abc import Sequence
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
 
-def copy_create(objs: list) -> list:
-    if not objs:
-        return objs
-    model = type(objs[0])
+def copy_rows(model, names: Sequence[str], rows: list[tuple]) -> list[int]:
+    """Inserts `rows` (values of the fields `names`, in that order) into `model`'s table and
+    returns their new primary keys in row order. The other fields get their defaults;
+    values are prepared as `Model.save` prepares them, but without `pre_save` (so no
+    `auto_now`: give such times in the row)."""
+    if not rows:
+        return []
     connection = connections[DEFAULT_DB_ALIAS]  # the wrapper itself, not the thread-local proxy
-    if connection.vendor != "postgresql":
-        return model.objects.bulk_create(objs)
     meta = model._meta
-    table, pk = meta.db_table, meta.pk
-    fields = [field for field in meta.concrete_fields if field is not pk]
+    given = [meta.get_field(name) for name in names]
+    if connection.vendor != "postgresql":
+        objs = model.objects.bulk_create([model(**dict(zip(names, row, strict=True))) for row in rows])
+        return [obj.pk for obj in objs]
+    pk = meta.pk
+    defaults = [field for field in meta.concrete_fields if field is not pk and field not in given]
+    default_values = [field.get_db_prep_save(field.get_default(), connection) for field in defaults]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in [pk, *given, *defaults])
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [table, pk.column, len(objs)],
+            [meta.db_table, pk.column, len(rows)],
         )
-        for obj, (new_id,) in zip(objs, cursor.fetchall(), strict=True):
-            obj.pk = new_id
-        columns = ", ".join(connection.ops.quote_name(column) for column in [pk.column, *(f.column for f in fields)])
+        ids = [new_id for (new_id,) in cursor.fetchall()]
+        prepare = _preparer(given, connection)
         raw = cursor.cursor  # psycopg's own cursor: COPY is not part of Django's cursor API
-        prepare = _preparer(fields, connection)
-        with raw.copy(f"COPY {connection.ops.quote_name(table)} ({columns}) FROM STDIN") as copy:
-            for obj in objs:
-                copy.write_row([obj.pk, *prepare(obj)])
-    for obj in objs:
-        obj._state.adding, obj._state.db = False, connection.alias
-    return objs
+        with raw.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy:
+            for new_id, row in zip(ids, rows, strict=True):
+                copy.write_row([new_id, *prepare(row), *default_values])
+    return ids
 
 
 _NOTHING = object()
 
 
 def _preparer(fields: list, connection):
-    """A function giving an object's values for `fields` as the database takes them, as
-    `bulk_create` prepares them. The objects of a batch share most values (the same `now`,
-    status, empty strings): a value that is the very object of the previous row reuses
-    its prepared form, which saved most of the preparing."""
-    steps = [(field.pre_save, field.get_db_prep_save) for field in fields]
+    """A function giving a row's values for `fields` as the database takes them. The rows of
+    a batch share most values (the same `now`, status, empty strings): a value that is the
+    very object of the previous row reuses its prepared form, which saved most of the
+    preparing."""
+    preps = [field.get_db_prep_save for field in fields]
     last_values, last_prepared = [_NOTHING] * len(fields), [None] * len(fields)
 
-    def prepare(obj) -> list:
-        for i, (pre_save, prep) in enumerate(steps):
-            value = pre_save(obj, True)
+    def prepare(row: tuple) -> list:
+        for i, value in enumerate(row):
             if value is not last_values[i]:
-                last_values[i], last_prepared[i] = value, prep(value, connection)
-        return list(last_prepared)
+                last_values[i], last_prepared[i] = value, preps[i](value, connection)
+        return last_prepared
 
     return prepare
 

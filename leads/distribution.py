@@ -44,7 +44,7 @@ from agencies.models import Agency, AgencyStatus, NotificationKind
 from agencies.notifications import notify, notify_many
 from audit.services import record_action
 from leadmarket import metrics
-from leadmarket.bulk import copy_create
+from leadmarket.bulk import copy_rows
 from leadmarket.celery import enqueue_on_commit
 from leadmarket.errors import Conflict, NotFound
 from subscriptions.models import LIVE_STATUSES, Plan, Subscription, Territory
@@ -77,9 +77,25 @@ class Candidate:
         return None
 
 
+@dataclass(slots=True)
+class NewOffer:
+    """An offer `record_outcome` is to store (a plain row: no model instance per offer)."""
+
+    lead: Lead
+    agency_id: int
+    subscription_id: int | None
+    decision: dict
+    assigned_by_id: int | None = None
+    pk: int | None = None  # set once stored
+
+    @property
+    def lead_id(self) -> int:
+        return self.lead.id
+
+
 @dataclass
 class Outcome:
-    offers: list[Offer] = field(default_factory=list)
+    offers: list[NewOffer] = field(default_factory=list)
     unassigned: list[Lead] = field(default_factory=list)
 
 
@@ -97,14 +113,21 @@ def lock_cursors(zipcodes: list[str]) -> dict[str, RotationCursor]:
     zipcodes = sorted(set(zipcodes))
     table = connection.ops.quote_name(RotationCursor._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (zipcode, offers_made) VALUES {', '.join(['(%s, 0)'] * len(zipcodes))}"
-            " ON CONFLICT (zipcode) DO NOTHING",
-            zipcodes,
-        )
+        if connection.vendor == "postgresql":  # one statement text whatever the number of ZIP codes
+            cursor.execute(
+                f"INSERT INTO {table} (zipcode, offers_made) SELECT unnest(%s::varchar[]), 0"
+                " ON CONFLICT (zipcode) DO NOTHING",
+                [zipcodes],
+            )
+        else:
+            cursor.execute(
+                f"INSERT INTO {table} (zipcode, offers_made) VALUES {', '.join(['(%s, 0)'] * len(zipcodes))}"
+                " ON CONFLICT (zipcode) DO NOTHING",
+                zipcodes,
+            )
     return {
         cursor.zipcode: cursor
-        for cursor in RotationCursor.objects.select_for_update().filter(zipcode__in=zipcodes).order_by("zipcode")
+        for cursor in RotationCursor.objects.select_for_update().filter(zipcode__any=zipcodes).order_by("zipcode")
     }
 
 
@@ -113,15 +136,17 @@ def lock_cursors(zipcodes: list[str]) -> dict[str, RotationCursor]:
 CAP_LOCK_NAMESPACE = 7271
 
 
-def _candidates_sql(zipcodes: int, locking: bool) -> str:
+def _candidates_sql(zipcodes: int, postgres: bool) -> str:
     territory, subscription = Territory._meta.db_table, Subscription._meta.db_table
     agency, plan = Agency._meta.db_table, Plan._meta.db_table
     live = ", ".join(["%s"] * len(LIVE_STATUSES))
+    in_zipcodes = "= ANY(%s::varchar[])" if postgres else f"IN ({', '.join(['%s'] * zipcodes)})"
     sql = (
         f"SELECT t.zipcode, s.agency_id, s.id, a.status, a.accepting_leads, p.monthly_lead_cap"
         f" FROM {territory} t JOIN {subscription} s ON s.id = t.subscription_id"
         f" JOIN {agency} a ON a.id = s.agency_id JOIN {plan} p ON p.id = s.plan_id"
-        f" WHERE t.zipcode IN ({', '.join(['%s'] * zipcodes)}) AND s.status IN ({live})"
+        f" WHERE t.zipcode {in_zipcodes}"
+        f" AND s.status IN ({live})"
         f" AND s.current_period_start <= %s AND s.current_period_end > %s"
         f" ORDER BY s.agency_id, s.id"
     )
@@ -130,7 +155,7 @@ def _candidates_sql(zipcodes: int, locking: bool) -> str:
     # either commits first and is seen, or waits until this offer is committed. The
     # subscription first: a territory removal locks its subscription, then deletes the
     # territory row, so taking the territory first could deadlock with it.
-    return sql + " FOR KEY SHARE OF s, a, t" if locking else sql
+    return sql + " FOR KEY SHARE OF s, a, t" if postgres else sql
 
 
 def lock_candidates(zipcodes: list[str], *, now: datetime) -> dict[str, list[Candidate]]:
@@ -142,7 +167,8 @@ def lock_candidates(zipcodes: list[str], *, now: datetime) -> dict[str, list[Can
     candidates: dict[int, Candidate] = {}
     by_zipcode: dict[str, list[Candidate]] = {zipcode: [] for zipcode in zipcodes}
     with connection.cursor() as cursor:
-        cursor.execute(_candidates_sql(len(zipcodes), postgres), [*zipcodes, *LIVE_STATUSES, now, now])
+        zipcode_params = [zipcodes] if postgres else zipcodes
+        cursor.execute(_candidates_sql(len(zipcodes), postgres), [*zipcode_params, *LIVE_STATUSES, now, now])
         for zipcode, agency_id, subscription_id, status, accepting, cap in cursor.fetchall():
             candidate = candidates.setdefault(
                 subscription_id,
@@ -234,7 +260,8 @@ def distribute(*, leads: list[Lead], now: datetime, use_coverage_cache: bool = F
         cursors = lock_cursors(list(by_zipcode))
         candidates = lock_candidates(list(by_zipcode), now=now)
         previously_offered = defaultdict(set)
-        for lead_id, agency_id in Offer.objects.filter(lead__in=leads).values_list("lead_id", "agency_id"):
+        lead_ids = [lead.id for lead in leads]
+        for lead_id, agency_id in Offer.objects.filter(lead_id__any=lead_ids).values_list("lead_id", "agency_id"):
             previously_offered[lead_id].add(agency_id)
         moved = []
         for zipcode, zipcode_leads in by_zipcode.items():
@@ -288,12 +315,10 @@ def _rotate(cursor, leads, candidates, previously_offered, outcome: Outcome, *, 
         chosen_id = next_in_rotation([candidate.agency_id for candidate in eligible], cursor.last_agency_id)
         chosen = next(candidate for candidate in eligible if candidate.agency_id == chosen_id)
         outcome.offers.append(
-            Offer(
+            NewOffer(
                 lead=lead,
                 agency_id=chosen.agency_id,
                 subscription_id=chosen.subscription_id,
-                offered_at=now,
-                expires_at=now + offer_timeout(),
                 decision={
                     "mode": "rotation",
                     "zipcode": cursor.zipcode,
@@ -322,9 +347,30 @@ def _offer_body(lead: Lead) -> str:
     )
 
 
+OFFER_ROW = ("lead_id", "agency_id", "subscription_id", "assigned_by_id", "offered_at", "expires_at", "decision")
+
+
 def record_outcome(outcome: Outcome, *, now: datetime) -> None:
     """Stores the offers, moves the leads' status, and notifies the agencies after commit."""
-    copy_create(outcome.offers)
+    expires_at = now + offer_timeout()
+    ids = copy_rows(
+        Offer,
+        OFFER_ROW,
+        [
+            (
+                offer.lead.id,
+                offer.agency_id,
+                offer.subscription_id,
+                offer.assigned_by_id,
+                now,
+                expires_at,
+                offer.decision,
+            )
+            for offer in outcome.offers
+        ],
+    )
+    for offer, offer_id in zip(outcome.offers, ids, strict=True):
+        offer.pk = offer_id
     if outcome.offers:
         offered = len(outcome.offers)
         transaction.on_commit(lambda: metrics.offers.labels("offered").inc(offered))
@@ -332,12 +378,12 @@ def record_outcome(outcome: Outcome, *, now: datetime) -> None:
         offer.lead.status, offer.lead.status_changed_at = LeadStatus.OFFERED, now
     offered_ids = [offer.lead_id for offer in outcome.offers]
     if offered_ids:
-        Lead.objects.filter(id__in=offered_ids).update(status=LeadStatus.OFFERED, status_changed_at=now)
+        Lead.objects.filter(id__any=offered_ids).update(status=LeadStatus.OFFERED, status_changed_at=now)
     newly_unassigned = [lead for lead in outcome.unassigned if lead.status != LeadStatus.UNASSIGNED]
     for lead in newly_unassigned:  # a retried lead keeps the time it became unassigned
         lead.status, lead.status_changed_at = LeadStatus.UNASSIGNED, now
     if newly_unassigned:
-        Lead.objects.filter(id__in=[lead.id for lead in newly_unassigned]).update(
+        Lead.objects.filter(id__any=[lead.id for lead in newly_unassigned]).update(
             status=LeadStatus.UNASSIGNED, status_changed_at=now
         )
     notify_many(
@@ -358,7 +404,11 @@ def record_outcome(outcome: Outcome, *, now: datetime) -> None:
 # --- Use cases ---------------------------------------------------------------------------
 
 DISTRIBUTABLE = (LeadStatus.NEW, LeadStatus.UNASSIGNED)
-BATCH_SIZE = 500
+# Leads per transaction. A batch's fixed cost (a commit, and reading the candidates and
+# cursors of its ZIP codes, which a batch spread over many ZIP codes pays in full) is shared
+# by more leads: 1,000 redistributed 1.4x faster than 500 on the bench, while a batch still
+# holds its ZIP codes' cursors for only a fraction of a second.
+BATCH_SIZE = 1000
 BATCH_LEAD_FIELDS = ("id", "zipcode", "received_at", "status", "status_changed_at", "lead_type", "city", "state")
 
 
@@ -775,13 +825,11 @@ def _assign_to(lead: Lead, *, agency_id: int, actor, force: bool, now: datetime)
             raise ValidationError({"agency_id": ["The agency's subscription does not cover this ZIP code."]})
     if Offer.objects.filter(lead=lead, agency_id=agency_id).exists():
         raise LeadNotDistributable("This lead was already offered to that agency.")
-    offer = Offer(
+    offer = NewOffer(
         lead=lead,
         agency_id=agency_id,
         subscription_id=candidate.subscription_id if candidate else None,
-        offered_at=now,
-        expires_at=now + offer_timeout(),
-        assigned_by=actor,
+        assigned_by_id=actor.pk if actor else None,
         decision={
             "mode": "forced" if force else "manual",
             "zipcode": lead.zipcode,

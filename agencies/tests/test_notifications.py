@@ -497,4 +497,4 @@ def test_a_large_batch_of_notifications_is_pushed_by_several_tasks(monkeypatch, 
         created = notifications.notify_many([event] * 250, now=NOW)
 
     assert [len(ids) for ids in enqueued] == [100, 100, 50]
-    assert [pk for ids in enqueued for pk in ids] == [n.pk for n in created]
+    assert [pk for ids in enqueued for pk in ids] == created
