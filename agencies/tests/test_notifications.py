@@ -467,9 +467,9 @@ def test_a_batch_is_claimed_and_recorded_together_and_each_gets_its_own_outcome(
     )
     ids = [n.pk for n in [*with_devices, *without, pushed_already]]
 
-    # Two transactions (4 savepoint statements in a test), the claim (select + update), the
+    # The claim (one UPDATE, in a transaction: 2 savepoint statements in a test), the
     # devices, one update per kind of outcome (4): not a round of queries per notification.
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(8):
         results = notifications.push_notifications(notification_ids=ids, now=NOW)
 
     ok, flaky, refused = (n.pk for n in with_devices)
