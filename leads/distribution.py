@@ -466,6 +466,8 @@ def distribute_new_leads(*, batch_size: int = BATCH_SIZE) -> int:
                 return distributed
             distribute(leads=leads, now=timezone.now(), use_coverage_cache=True)
         distributed += len(leads)
+        if len(leads) < batch_size:  # the last batch (a run after a burst usually has one)
+            return distributed
         position = Q(received_at__gt=leads[-1].received_at) | Q(received_at=leads[-1].received_at, id__gt=leads[-1].id)
 
 
