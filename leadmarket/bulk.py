@@ -19,22 +19,28 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 def copy_rows(model, names: Sequence[str], rows: list[tuple]) -> list[int]:
     """Inserts `rows` (values of the fields `names`, in that order) into `model`'s table and
-    returns their new primary keys in row order. The other fields get their defaults;
-    values are prepared as `Model.save` prepares them, but without `pre_save` (so no
-    `auto_now`: give such times in the row)."""
+    returns their new primary keys in row order. The other fields get their defaults (a
+    callable default is called for each row); values are prepared as `Model.save` prepares
+    them. Models with `auto_now`, `auto_now_add` or `db_default` fields are refused: their
+    values come from `pre_save` or the database, which this path does not run."""
     if not rows:
         return []
     connection = connections[DEFAULT_DB_ALIAS]  # the wrapper itself, not the thread-local proxy
     meta = model._meta
+    pk = meta.pk
+    for field in meta.concrete_fields:
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False) or field.has_db_default():
+            raise ValueError(f"copy_rows cannot fill {model.__name__}.{field.name} (auto_now or db_default)")
     given = [meta.get_field(name) for name in names]
     if connection.vendor != "postgresql":
         objs = model.objects.bulk_create([model(**dict(zip(names, row, strict=True))) for row in rows])
         return [obj.pk for obj in objs]
-    pk = meta.pk
-    defaults = [field for field in meta.concrete_fields if field is not pk and field not in given]
-    default_values = [field.get_db_prep_save(field.get_default(), connection) for field in defaults]
+    omitted = [field for field in meta.concrete_fields if field is not pk and field not in given]
+    constant = [field for field in omitted if not callable(field.default)]
+    per_row = [field for field in omitted if callable(field.default)]
+    constant_values = [field.get_db_prep_save(field.get_default(), connection) for field in constant]
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in [pk, *given, *defaults])
+    columns = ", ".join(quote(field.column) for field in [pk, *given, *constant, *per_row])
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
@@ -45,7 +51,8 @@ def copy_rows(model, names: Sequence[str], rows: list[tuple]) -> list[int]:
         raw = cursor.cursor  # psycopg's own cursor: COPY is not part of Django's cursor API
         with raw.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy:
             for new_id, row in zip(ids, rows, strict=True):
-                copy.write_row([new_id, *prepare(row), *default_values])
+                fresh = [field.get_db_prep_save(field.get_default(), connection) for field in per_row]
+                copy.write_row([new_id, *prepare(row), *constant_values, *fresh])
     return ids
 
 
@@ -53,7 +60,8 @@ _NOTHING = object()
 
 
 def _preparer(fields: list, connection):
-    """A function giving a row's values for `fields` as the database takes them. The rows of
+    """A function giving a row's values for `fields` as the database takes them (in a list it
+    reuses for the next row: copy or unpack it at once). The rows of
     a batch share most values (the same `now`, status, empty strings): a value that is the
     very object of the previous row reuses its prepared form, which saved most of the
     preparing."""

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from agencies.models import Notification, PushStatus
+from agencies.models import Agency, Notification, PushStatus
 from agencies.tests.factories import AgencyFactory
 from leadmarket.bulk import copy_rows
 from leads.models import Lead
@@ -36,6 +36,22 @@ def test_copy_rows_stores_the_rows_in_order_with_defaults_for_the_other_fields()
     assert copy_rows(Notification, ("agency_id",), []) == []
 
 
+def test_copy_rows_calls_a_callable_default_for_each_row():
+    agency = AgencyFactory()
+    # created_at (default timezone.now) and data (default dict) are left out.
+    ids = copy_rows(Notification, ("agency_id", "kind", "title", "body"), [(agency.pk, "lead_offered", "t", "b")] * 2)
+
+    first, second = (Notification.objects.get(pk=pk) for pk in ids)
+    assert first.data == second.data == {}
+    assert first.created_at < second.created_at  # called per row, not once for the batch
+
+
+def test_copy_rows_refuses_a_model_whose_values_come_from_pre_save():
+    with pytest.raises(ValueError, match=r"Agency\.updated_at"):  # auto_now
+        copy_rows(Agency, ("name",), [("Acme",)])
+    assert not Agency.objects.exists()
+
+
 def test_any_lookup_matches_like_in_with_one_array_parameter():
     leads = [LeadFactory(zipcode=zipcode) for zipcode in ("10001", "10002", "10003")]
     wanted = [leads[0].pk, leads[2].pk]
@@ -50,3 +66,10 @@ def test_any_lookup_matches_like_in_with_one_array_parameter():
     assert by_portal == sum(lead.portal_id == leads[1].portal_id for lead in leads)
     assert all("= ANY(" in query["sql"] for query in queries)
     assert Lead.objects.filter(id__any=[]).count() == 0
+    # Not cut to the column's size: a longer value matches nothing.
+    assert not Lead.objects.filter(zipcode__any=[leads[0].zipcode + "9"]).exists()
+    # Like __in: None matches nothing, a model instance is its primary key.
+    assert Lead.objects.filter(id__any=[None, leads[1].pk]).count() == 1
+    assert Lead.objects.filter(portal__any=[leads[1].portal]).count() == by_portal
+    with pytest.raises(TypeError):
+        Lead.objects.filter(id__any=Lead.objects.values("id")).count()
