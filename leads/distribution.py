@@ -49,6 +49,7 @@ from leadmarket.celery import enqueue_on_commit
 from leadmarket.errors import Conflict, NotFound
 from subscriptions.models import LIVE_STATUSES, Plan, Subscription, Territory
 
+from .locks import CAP_LOCK_NAMESPACE
 from .models import Lead, LeadStatus, Offer, OfferStatus, RejectReason, RotationCursor, SkipReason
 
 logger = logging.getLogger(__name__)
@@ -129,11 +130,6 @@ def lock_cursors(zipcodes: list[str]) -> dict[str, RotationCursor]:
         cursor.zipcode: cursor
         for cursor in RotationCursor.objects.select_for_update().filter(zipcode__any=zipcodes).order_by("zipcode")
     }
-
-
-# Cap counts are exact because distributions to one capped subscription take turns on
-# this advisory lock (namespace, subscription id); nothing else uses the namespace.
-CAP_LOCK_NAMESPACE = 7271
 
 
 def _candidates_sql(zipcodes: int, postgres: bool) -> str:

@@ -13,6 +13,7 @@ from django.db.models import Q
 from leadmarket.bulk import insert_fields, insert_one, insert_params, saved
 from leadmarket.celery import try_enqueue
 
+from .locks import DUPLICATE_LOCK_NAMESPACE
 from .models import Lead, LeadStatus
 
 logger = logging.getLogger(__name__)
@@ -109,10 +110,6 @@ def _insert_new_or_duplicate(lead: Lead, *, since: datetime) -> None:
             cursor.execute(insert, params)
         pk, lead.status, lead.duplicate_of_id = cursor.fetchone()
     saved(lead, pk)
-
-
-# Advisory locks (namespace, key) of the duplicate check; nothing else uses the namespace.
-DUPLICATE_LOCK_NAMESPACE = 7272
 
 
 def _duplicate_lock_key(zipcode: str, field: str, value: str) -> int:
