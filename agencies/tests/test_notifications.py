@@ -1,5 +1,6 @@
 import contextlib
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -232,6 +233,34 @@ def test_a_duplicate_delivery_of_the_task_pushes_once(fcm):
     assert len(fcm) == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_notification_another_delivery_is_claiming_is_skipped_not_waited_for(fcm):
+    agency = AgencyFactory()
+    busy, free = make_notification(agency), make_notification(agency)
+    locked, release = threading.Event(), threading.Event()
+
+    def other_delivery_claiming():  # holds the row lock a concurrent claim would hold
+        try:
+            with transaction.atomic():
+                Notification.objects.select_for_update().get(pk=busy.pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_delivery_claiming)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        results = notifications.push_notifications(notification_ids=[busy.pk, free.pk], now=NOW)
+    finally:
+        release.set()
+        thread.join()
+
+    assert results.statuses == {free.pk: PushStatus.NO_DEVICES}
+    assert Notification.objects.get(pk=busy.pk).push_status == PushStatus.PENDING
+
+
 def test_no_devices_is_recorded_without_calling_fcm(fcm):
     notification = make_notification(AgencyFactory())
 
@@ -448,9 +477,7 @@ def test_a_message_fcm_refuses_fails_without_retries_and_keeps_the_tokens(fcm):
     assert Device.objects.get(token="t").is_active
 
 
-def test_a_batch_is_claimed_and_recorded_together_and_each_gets_its_own_outcome(
-    fcm, django_assert_max_num_queries, monkeypatch
-):
+def test_a_batch_is_claimed_at_once_and_each_gets_its_own_outcome(fcm, django_assert_max_num_queries, monkeypatch):
     with_devices = []
     for token in ("ok", "flaky", "refused"):
         agency = AgencyFactory()

@@ -1,9 +1,12 @@
+import threading
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.db import OperationalError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from leads import distribution, services, tasks
@@ -73,6 +76,54 @@ def test_distribute_new_leads_pages_through_more_leads_than_a_batch():
 
     assert distribution.distribute_new_leads(batch_size=2) == 7
     assert not Lead.objects.filter(status=LeadStatus.NEW).exists()
+
+
+def test_a_run_reads_the_new_leads_once_when_they_fit_in_a_batch():
+    portal, _ = make_portal()
+    for number in range(3):
+        store(portal, email=f"{number}@example.com")
+
+    with CaptureQueriesContext(connection) as queries:
+        assert distribution.distribute_new_leads() == 3
+
+    reads = [q["sql"] for q in queries if q["sql"].startswith('SELECT "leads_lead"') and "SKIP LOCKED" in q["sql"]]
+    assert len(reads) == 1  # no second read to find nothing
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_duplicate_check_locks_only_leads_sharing_a_contact():
+    portal, _ = make_portal()
+    holding, release = threading.Event(), threading.Event()
+
+    def first_lead_still_committing():
+        try:
+            with transaction.atomic():
+                store(portal, email="first@example.com", external_id="first")
+                holding.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def store_within(seconds: float, **values):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{int(seconds * 1000)}ms'")
+            return store(portal, **values)
+
+    thread = threading.Thread(target=first_lead_still_committing)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        # Same ZIP code, another contact: does not wait for the first lead's transaction.
+        other = store_within(1, email="other@example.com", external_id="other")
+        # Same ZIP code and email: could be its duplicate, so it waits its turn.
+        with pytest.raises(OperationalError):
+            store_within(0.3, email="first@example.com", external_id="again")
+    finally:
+        release.set()
+        thread.join()
+
+    assert other.status == LeadStatus.NEW
+    assert store_within(1, email="first@example.com", external_id="later").status == LeadStatus.DUPLICATE
 
 
 @pytest.fixture
