@@ -204,7 +204,7 @@ def pgbench_script(queries: list[str], run: str, zipcode: str, lead_id: int) -> 
         sql = re.sub(r"received_at >= '[^']+'(::timestamptz)?", "received_at >= now() - interval '30 days'", sql)
         sql = re.sub(r"'\d{4}-\d\d-\d\d[ T][0-9:.+-]+'(::timestamptz)?", "now()", sql)
         # The duplicate lock's key is a hash of (ZIP code, email): per transaction, a random one.
-        sql = re.sub(r"pg_advisory_xact_lock\((\d+), -?\d+\)", r"pg_advisory_xact_lock(\1, :n)", sql)
+        sql = re.sub(r"pg_advisory_xact_lock\((\d+),\s*-?\d+\)", r"pg_advisory_xact_lock(\1, :n)", sql)
         sql = sql.replace(f"'probe{run}@bench.example'", "(:client_id || '-' || :n || '@pgbench.example')")
         sql = sql.replace(f"'probe{run}'", "('pgb-' || :client_id || '-' || :n)")
         sql = sql.replace(f"'{zipcode}'", zip_expr)
@@ -288,14 +288,19 @@ print(json.dumps({}))
 """
 
 
+WORKER_BACKLOG = """
+    SELECT (SELECT count(*) FROM leads_lead WHERE status = 'new')
+         + (SELECT count(*) FROM agencies_notification WHERE push_status IN ('pending', 'sending'))"""
+
+
 def drain(env: dict, url: str, timeout: float = 300) -> float:
     """Has the worker distribute every lead still `new` (the ingest-only runs' leads, as after
-    an outage) and waits until it did, so the next measurement starts from a worker that
-    has caught up."""
+    an outage) and push their notifications, and waits until it did, so the next
+    measurement starts from a worker that has caught up."""
     started = time.monotonic()
     django(env, DRAIN)
     while time.monotonic() - started < timeout:
-        if sql_one(url, "SELECT count(*) FROM leads_lead WHERE status = 'new'") == 0:
+        if sql_one(url, WORKER_BACKLOG) == 0:
             return round(time.monotonic() - started, 1)
         time.sleep(1)
     return -1
