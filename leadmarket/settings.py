@@ -129,6 +129,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep LOGGING: JSON lines with request ids in workers too
+# Pushes wait on FCM (a task of 100 can take seconds) and have a queue of their own, so a
+# burst of them never delays a distribution run; a worker takes both queues unless told
+# otherwise (`celery worker -Q celery,push`; dedicated push workers: `-Q push`).
+CELERY_TASK_ROUTES = {"agencies.tasks.push_notifications": {"queue": "push"}}
 # A broker that is down must not hang a request that enqueues after commit.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2, "max_retries": 1}
 # Periodic work; each entry is idempotent and also runnable as a management command.

@@ -261,6 +261,16 @@ def test_a_notification_another_delivery_is_claiming_is_skipped_not_waited_for(f
     assert Notification.objects.get(pk=busy.pk).push_status == PushStatus.PENDING
 
 
+def test_pushes_have_a_queue_of_their_own_and_distribution_keeps_the_default_one():
+    from leadmarket.celery import app
+
+    def queue(task_name):
+        return app.amqp.router.route({}, task_name)["queue"].name
+
+    assert queue("agencies.tasks.push_notifications") == "push"
+    assert queue("leads.tasks.distribute_new_leads") == app.conf.task_default_queue == "celery"
+
+
 def test_no_devices_is_recorded_without_calling_fcm(fcm):
     notification = make_notification(AgencyFactory())
 

@@ -39,6 +39,8 @@ def worker():
             "-A",
             "leadmarket",
             "worker",
+            "--queues",
+            "celery,push",
             "--pool",
             "solo",
             "--loglevel",
