@@ -239,9 +239,10 @@ class Stack:
                 time.sleep(0.2)
         raise SystemExit("gunicorn did not start")
 
-    def start_worker(self) -> None:
-        redis_purge(self.env["REDIS_URL"])
-        command = [str(ROOT / ".venv/bin/celery"), "-A", "leadmarket", "worker", "--concurrency", "2", "-l", "WARNING"]
+    def start_worker(self, queues: str = "celery,push") -> None:
+        """A Celery worker on `queues` (`celery` alone distributes and leaves pushes queued)."""
+        command = [str(ROOT / ".venv/bin/celery"), "-A", "leadmarket", "worker", "--queues", queues,
+                   "--concurrency", "2", "-l", "WARNING"]  # fmt: skip
         self.worker = subprocess.Popen(command, env=self.env, cwd=self.app_dir)
         time.sleep(4)
 
@@ -278,7 +279,7 @@ def redis_purge(url: str) -> None:
     import redis
 
     client = redis.Redis.from_url(url)
-    client.delete("celery", *client.keys("*leads:distribution-queued"))
+    client.delete("celery", "push", *client.keys("*leads:distribution-queued"))
 
 
 DRAIN = r"""
@@ -288,19 +289,22 @@ print(json.dumps({}))
 """
 
 
+# Leads still to distribute, and pushes still to make for the notifications made since a
+# time (the redistribution scenario's notifications are never pushed: no worker runs then).
 WORKER_BACKLOG = """
     SELECT (SELECT count(*) FROM leads_lead WHERE status = 'new')
-         + (SELECT count(*) FROM agencies_notification WHERE push_status IN ('pending', 'sending'))"""
+         + (SELECT count(*) FROM agencies_notification WHERE push_status IN ('pending', 'sending')
+            AND created_at >= %s)"""
 
 
-def drain(env: dict, url: str, timeout: float = 300) -> float:
+def drain(env: dict, url: str, pushes_since: datetime | None = None, timeout: float = 300) -> float:
     """Has the worker distribute every lead still `new` (the ingest-only runs' leads, as after
-    an outage) and push their notifications, and waits until it did, so the next
-    measurement starts from a worker that has caught up."""
+    an outage) and, given `pushes_since`, push the notifications made since then; waits
+    until it did, so the next measurement starts from a worker that has caught up."""
     started = time.monotonic()
     django(env, DRAIN)
     while time.monotonic() - started < timeout:
-        if sql_one(url, WORKER_BACKLOG) == 0:
+        if sql_one(url, WORKER_BACKLOG, [pushes_since or datetime.max.replace(tzinfo=UTC)]) == 0:
             return round(time.monotonic() - started, 1)
         time.sleep(1)
     return -1
@@ -599,9 +603,17 @@ def main() -> None:
                 if server:
                     post(server, name, f"{tag}r{rep}{suffix}", zips)
             post(stack, "webhook_hot_zip", f"{tag}r{rep}h", [hot_zip])
-            # Notifications on: the worker distributes every lead (offer, notification, push task) meanwhile.
-            stack.start_worker()
+            # Notifications off: the worker distributes every lead meanwhile (offers and inbox
+            # entries), its pushes stay queued. Then on: the worker also pushes.
+            since = datetime.now(UTC)
+            redis_purge(env["REDIS_URL"])
+            stack.start_worker(queues="celery")
             checks.append({"run": "drain", "round": rep, "seconds": drain(env, db_url)})
+            checks[-1]["ok"] = checks[-1]["seconds"] >= 0
+            post(stack, "webhook_spread_distributing", f"{tag}r{rep}d", zips)
+            stack.stop_worker()
+            stack.start_worker()
+            checks.append({"run": "drain with pushes", "round": rep, "seconds": drain(env, db_url, since)})
             checks[-1]["ok"] = checks[-1]["seconds"] >= 0
             run = f"{tag}r{rep}n"
             post(stack, "webhook_spread_notifications", run, zips)
@@ -673,7 +685,10 @@ def ratios(runs: dict) -> dict:
         "webhook / pgbench ceiling": per_round("webhook_spread", "ceiling_pgbench"),
         "insert ceiling / noop ceiling": per_round("ceiling_insert", "ceiling_noop"),
         "hot ZIP / spread": per_round("webhook_hot_zip", "webhook_spread"),
-        "notifications on / off": per_round("webhook_spread_notifications", "webhook_spread"),
+        "notifications on / off (both distributing)": per_round(
+            "webhook_spread_notifications", "webhook_spread_distributing"
+        ),
+        "distributing and notifying / ingest only": per_round("webhook_spread_notifications", "webhook_spread"),
         "webhook now / baseline": per_round("webhook_spread", "baseline_webhook_spread"),
         "webhook web CPU per request, now / baseline": per_round(
             "webhook_spread", "baseline_webhook_spread", "web_cpu_ms"
