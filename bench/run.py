@@ -195,7 +195,10 @@ print(json.dumps(out, default=str))
 
 def pgbench_script(queries: list[str], run: str, zipcode: str, lead_id: int) -> str:
     """The probe's ingest statements with its literals replaced by per-transaction values."""
-    lines = ["\\set n random(1, 1000000000)", "\\set z random(1, 99999)", "BEGIN;"]
+    # n makes each external id and email new (a collision with an earlier run's lead would
+    # abort pgbench); k is the duplicate lock's key, z the ZIP code.
+    lines = ["\\set n random(1, 9000000000000000000)", "\\set k random(-2147483648, 2147483647)",
+             "\\set z random(1, 99999)", "BEGIN;"]  # fmt: skip
     zip_expr = "lpad(:z::text, 5, '0')"
     for sql in queries:
         if sql.startswith(("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")):
@@ -204,7 +207,7 @@ def pgbench_script(queries: list[str], run: str, zipcode: str, lead_id: int) -> 
         sql = re.sub(r"received_at >= '[^']+'(::timestamptz)?", "received_at >= now() - interval '30 days'", sql)
         sql = re.sub(r"'\d{4}-\d\d-\d\d[ T][0-9:.+-]+'(::timestamptz)?", "now()", sql)
         # The duplicate lock's key is a hash of (ZIP code, email): per transaction, a random one.
-        sql = re.sub(r"pg_advisory_xact_lock\((\d+),\s*-?\d+\)", r"pg_advisory_xact_lock(\1, :n)", sql)
+        sql = re.sub(r"pg_advisory_xact_lock\((\d+),\s*-?\d+\)", r"pg_advisory_xact_lock(\1, :k)", sql)
         sql = sql.replace(f"'probe{run}@bench.example'", "(:client_id || '-' || :n || '@pgbench.example')")
         sql = sql.replace(f"'probe{run}'", "('pgb-' || :client_id || '-' || :n)")
         sql = sql.replace(f"'{zipcode}'", zip_expr)
@@ -264,13 +267,20 @@ class Stack:
     def web_cpu_seconds(self) -> float:
         """User + system CPU of the gunicorn workers so far: CPU per request is the measure
         that other work on the machine disturbs least."""
-        master = self.web.pid
-        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        total = 0
-        for pid in children:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
+        return _cpu_seconds(self.web.pid, include_parent=False)
+
+    def worker_cpu_seconds(self) -> float:
+        """User + system CPU of the Celery worker (main process and pool) so far."""
+        return _cpu_seconds(self.worker.pid, include_parent=True)
+
+
+def _cpu_seconds(parent: int, *, include_parent: bool) -> float:
+    pids = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    total = 0
+    for pid in [str(parent)] * include_parent + pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def redis_purge(url: str) -> None:
@@ -565,10 +575,15 @@ def main() -> None:
 
     def post(server: Stack, name: str, run: str, zip_list: list[str]) -> None:
         wrk_env = {**env, "BENCH_MODE": "post", "BENCH_KEY": key, "BENCH_RUN": run, "BENCH_ZIPS": ",".join(zip_list)}
+        worker_cpu = server.worker_cpu_seconds() if server.worker else None
         result = record(name, wrk(server.url("/api/webhooks/bench"), script=lua.name, env=wrk_env,
                                   connections=args.connections, duration=args.duration, server=server))  # fmt: skip
         time.sleep(0.5)
         stats = run_stats(db_url, run)
+        if worker_cpu is not None:
+            # Until the run's leads are distributed (its pushes may still be under way).
+            wait_distributed(db_url, run)
+            result["worker_cpu_ms"] = round(1000 * (server.worker_cpu_seconds() - worker_cpu) / stats["leads"], 2)
         checks.append({
             "run": name, "responses_2xx": int(result["s2xx"]), "responses_5xx": int(result["s5xx"]),
             "leads_stored": stats["leads"], "receptions_2xx": stats["receptions_2xx"],
@@ -657,7 +672,16 @@ def main() -> None:
         values = [v for v in values if "invalid" not in v] or values
         summary[name] = {
             metric: summarize([v[metric] for v in values])
-            for metric in ("rps", "p50_ms", "p95_ms", "p99_ms", "leads_per_s", "rate_achieved", "web_cpu_ms")
+            for metric in (
+                "rps",
+                "p50_ms",
+                "p95_ms",
+                "p99_ms",
+                "leads_per_s",
+                "rate_achieved",
+                "web_cpu_ms",
+                "worker_cpu_ms",
+            )
             if metric in values[0]
         }
     results["ratios"] = ratios(runs)
@@ -734,6 +758,8 @@ def markdown(r: dict) -> str:
             other = f"rate achieved {fmt(s['rate_achieved'])}/s"
         if "web_cpu_ms" in s:
             other = f"web CPU {fmt(s['web_cpu_ms'])} ms/request"
+        if "worker_cpu_ms" in s:
+            other += f"; worker CPU {fmt(s['worker_cpu_ms'])} ms/lead"
         lines.append(
             f"| {name} | {fmt(s.get('rps'))} | {fmt(s.get('p50_ms'))} | {fmt(s.get('p95_ms'))} |"
             f" {fmt(s.get('p99_ms'))} | {other} |"
