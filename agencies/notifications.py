@@ -108,25 +108,21 @@ def retry_delay(attempt: int) -> timedelta:
 
 def _claim(notification_ids: list[int], now: datetime) -> list[Notification]:
     """Moves the pending ones of the notifications to `sending` for this attempt, in one
-    statement. Skipped: those not pending (pushed already) and those another delivery of
-    the task is claiming right now (SKIP LOCKED)."""
-    pending = (
-        Notification.objects.filter(pk__any=notification_ids, push_status=PushStatus.PENDING)
-        .select_for_update(skip_locked=True)
-        .order_by("pk")
-        .values("pk")
-    )
+    statement (no transaction around it: it is atomic on its own). Skipped: those not
+    pending (pushed already) and those another delivery of the task is claiming right now
+    (SKIP LOCKED)."""
+    pending = Notification.objects.filter(pk__any=notification_ids, push_status=PushStatus.PENDING).order_by("pk")
+    pending_sql, params = pending.values("pk").query.sql_with_params()
+    if connection.features.has_select_for_update_skip_locked:
+        # Django compiles FOR UPDATE only inside a transaction, which this statement needs not.
+        pending_sql += " FOR UPDATE SKIP LOCKED"
     table = connection.ops.quote_name(Notification._meta.db_table)
-    with transaction.atomic():  # one statement, but Django compiles FOR UPDATE only inside one
-        pending_sql, params = pending.query.sql_with_params()
-        claimed = list(
-            Notification.objects.raw(
-                f"UPDATE {table} SET push_status = %s, push_attempts = push_attempts + 1, claimed_at = %s"
-                f" WHERE id IN ({pending_sql})"
-                " RETURNING id, agency_id, kind, title, body, data, push_status, push_attempts, claimed_at",
-                [PushStatus.SENDING, now, *params],
-            )
-        )
+    claimed = Notification.objects.raw(
+        f"UPDATE {table} SET push_status = %s, push_attempts = push_attempts + 1, claimed_at = %s"
+        f" WHERE id IN ({pending_sql})"
+        " RETURNING id, agency_id, kind, title, body, data, push_status, push_attempts, claimed_at",
+        [PushStatus.SENDING, now, *params],
+    )
     return sorted(claimed, key=lambda notification: notification.pk)  # sent in the order they were made
 
 
