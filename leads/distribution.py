@@ -399,7 +399,6 @@ def record_outcome(outcome: Outcome, *, now: datetime) -> None:
 
 # --- Use cases ---------------------------------------------------------------------------
 
-DISTRIBUTABLE = (LeadStatus.NEW, LeadStatus.UNASSIGNED)
 # Leads per transaction. A batch's fixed cost (a commit, and reading the candidates and
 # cursors of its ZIP codes, which a batch spread over many ZIP codes pays in full) is shared
 # by more leads: 1,000 redistributed 1.4x faster than 500 on the bench, while a batch still
@@ -422,20 +421,6 @@ class RedistributionSummary:
     offered: int = 0
     unassigned: int = 0
     examined: int = 0
-
-
-@transaction.atomic
-def distribute_lead(*, lead_id: int, now: datetime) -> Lead | None:
-    """Offers a `new` or `unassigned` lead to the next eligible agency of its ZIP code.
-
-    Idempotent: a lead in any other state (already offered, accepted, duplicate, test) or
-    an unknown id is left alone, so a hand-off delivered twice makes one offer.
-    """
-    lead = Lead.objects.select_for_update(no_key=True).filter(pk=lead_id).first()
-    if lead is None or lead.status not in DISTRIBUTABLE:
-        return lead
-    distribute(leads=[lead], now=now, use_coverage_cache=True)
-    return lead
 
 
 def distribute_new_leads(*, batch_size: int = BATCH_SIZE) -> int:

@@ -12,7 +12,7 @@ from audit.models import AuditLog
 from conftest import assert_failure, assert_success, client_for, staff_with_role
 from leads import distribution
 from leads.models import Lead, LeadStatus, Offer, OfferStatus
-from leads.tests.factories import LeadFactory, subscribed_agency
+from leads.tests.factories import LeadFactory, distribute_lead, subscribed_agency
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,7 @@ def operations_client(roles):
 
 
 def offer(lead: Lead) -> Offer:
-    distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())
+    distribute_lead(lead_id=lead.pk, now=timezone.now())
     return Offer.objects.live().get(lead=lead)
 
 
@@ -173,7 +173,7 @@ def test_reactivation_puts_the_agency_back_and_retries_its_zipcodes(
     )
     agency = subscribed_agency("10001", "10002", status=AgencyStatus.SUSPENDED)
     lead = LeadFactory()
-    distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())
+    distribute_lead(lead_id=lead.pk, now=timezone.now())
     assert Lead.objects.get(pk=lead.pk).status == LeadStatus.UNASSIGNED
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -16,7 +16,7 @@ from agencies.models import AgencyStatus
 from agencies.tests.factories import StaffUserFactory
 from leads import distribution
 from leads.models import Offer, OfferStatus
-from leads.tests.factories import LeadFactory, subscribed_agency
+from leads.tests.factories import LeadFactory, distribute_lead, subscribed_agency
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -78,7 +78,7 @@ def suspend(agency, actor):
 
 
 def distribute(lead):
-    return lambda: distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())
+    return lambda: distribute_lead(lead_id=lead.pk, now=timezone.now())
 
 
 def test_an_offer_made_while_the_suspension_waits_is_moved_on(monkeypatch):

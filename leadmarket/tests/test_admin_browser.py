@@ -16,7 +16,7 @@ from agencies.tests.factories import PASSWORD
 from conftest import staff_with_role
 from leads import distribution
 from leads.models import Offer
-from leads.tests.factories import LeadFactory, subscribed_agency
+from leads.tests.factories import LeadFactory, distribute_lead, subscribed_agency
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -71,7 +71,7 @@ def test_staff_log_in_filter_leads_redistribute_one_and_open_the_dashboard(live_
     second = subscribed_agency("10001", business_name="Second Agency")
     leads = LeadFactory.create_batch(3)
     for lead in leads:
-        distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())
+        distribute_lead(lead_id=lead.pk, now=timezone.now())
     distribution.accept_offer(agency=first, lead_id=leads[0].pk, now=timezone.now())
     LeadFactory(zipcode="90210")  # never distributed: stays `new`
     target = leads[1]  # offered to the second agency

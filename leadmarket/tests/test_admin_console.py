@@ -17,7 +17,7 @@ from audit.services import record_action
 from conftest import staff_with_role
 from leads import distribution, selectors
 from leads.models import Lead, LeadStatus, Offer, OfferStatus
-from leads.tests.factories import LeadFactory, PortalFactory, subscribed_agency
+from leads.tests.factories import LeadFactory, PortalFactory, distribute_lead, subscribed_agency
 from portals.tests.factories import make_portal
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +50,7 @@ def marketplace():
     make_portal("acme")
     leads = LeadFactory.create_batch(3)
     for lead in leads:
-        distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())
+        distribute_lead(lead_id=lead.pk, now=timezone.now())
     distribution.accept_offer(agency=first, lead_id=leads[0].pk, now=timezone.now())
     record_action(actor=None, action="test.seeded", target=first)
     return first, second, leads
@@ -82,7 +82,7 @@ def test_lead_list_query_count_does_not_grow_with_leads(console, client, marketp
     with CaptureQueriesContext(connection) as few:
         assert client.get(LEADS).status_code == 200
     for lead in LeadFactory.create_batch(10, portal=PortalFactory(code="other")):
-        distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())
+        distribute_lead(lead_id=lead.pk, now=timezone.now())
 
     with CaptureQueriesContext(connection) as many:
         assert client.get(LEADS).status_code == 200
@@ -207,7 +207,7 @@ def test_dashboard_figures_count_today_and_this_week(marketplace):
     now = timezone.now()
     LeadFactory(received_at=now - timedelta(days=40), zipcode="90210")  # outside both windows
     unassigned = LeadFactory(zipcode="90210")
-    distribution.distribute_lead(lead_id=unassigned.pk, now=now)
+    distribute_lead(lead_id=unassigned.pk, now=now)
 
     figures = selectors.dashboard_figures(now=timezone.now())
 

@@ -11,6 +11,7 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 
 from leadmarket import health
+from leads.tests.factories import distribute_lead
 
 pytestmark = pytest.mark.django_db
 
@@ -293,7 +294,7 @@ def test_metrics_count_offers_and_time_to_accept(client, django_capture_on_commi
     before = scrape(client)
 
     with django_capture_on_commit_callbacks(execute=True):
-        distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())
+        distribute_lead(lead_id=lead.pk, now=timezone.now())
         distribution.accept_offer(agency=agency, lead_id=lead.pk, now=timezone.now())
     after = scrape(client)
 

@@ -1,7 +1,9 @@
 import factory
+from django.db import transaction
 from django.utils import timezone
 
 from agencies.tests.factories import AgencyFactory
+from leads import distribution
 from leads.models import Lead, LeadStatus
 from portals.models import Portal
 from subscriptions import services as subscription_services
@@ -40,3 +42,14 @@ def subscribed_agency(*zipcodes: str, cap: int | None = None, now=None, **agency
     plan = PlanFactory(monthly_lead_cap=cap, max_zipcodes=max(3, len(zipcodes)))
     subscription_services.subscribe(agency=agency, plan_id=plan.pk, zipcodes=list(zipcodes), now=now or timezone.now())
     return agency
+
+
+@transaction.atomic
+def distribute_lead(*, lead_id: int, now):
+    """Offers one `new` or `unassigned` lead through the engine, as a distribution run does
+    for each lead of its batch (leads in any other state, or unknown ids, are left alone)."""
+    lead = Lead.objects.select_for_update(no_key=True).filter(pk=lead_id).first()
+    if lead is None or lead.status not in (LeadStatus.NEW, LeadStatus.UNASSIGNED):
+        return lead
+    distribution.distribute(leads=[lead], now=now, use_coverage_cache=True)
+    return lead

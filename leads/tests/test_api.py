@@ -12,7 +12,7 @@ from conftest import client_for
 from leads import distribution
 from leads.api.serializers import AdminLeadDetailSerializer, AdminLeadSerializer, MobileLeadSerializer
 from leads.models import Lead, LeadStatus, Offer, OfferStatus
-from leads.tests.factories import LeadFactory, subscribed_agency
+from leads.tests.factories import LeadFactory, distribute_lead, subscribed_agency
 from portals.models import Reception
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,7 @@ ADMIN = "/api/admin/leads"
 
 def offered_lead(agency, **fields) -> Lead:
     lead = LeadFactory(**fields)
-    distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())
+    distribute_lead(lead_id=lead.pk, now=timezone.now())
     return lead
 
 
@@ -101,7 +101,7 @@ def test_another_agencys_lead_is_404_everywhere_and_nothing_changes(subscribed):
     _agency, client = subscribed
     lead = LeadFactory(zipcode="90210")
     owner = subscribed_agency("90210")
-    distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())
+    distribute_lead(lead_id=lead.pk, now=timezone.now())
 
     assert client.get(f"{MOBILE}/{lead.pk}").status_code == 404
     assert client.put(f"{MOBILE}/{lead.pk}/accept").status_code == 404

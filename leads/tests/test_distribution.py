@@ -12,7 +12,7 @@ from agencies.models import Agency, AgencyStatus, Notification, NotificationKind
 from audit.models import AuditLog
 from leads import distribution
 from leads.models import Lead, LeadStatus, Offer, OfferStatus, RejectReason, RotationCursor, SkipReason
-from leads.tests.factories import LeadFactory, subscribed_agency
+from leads.tests.factories import LeadFactory, distribute_lead, subscribed_agency
 from subscriptions import services as subscription_services
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def distribute(*leads):
     for lead in leads:
-        distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())
+        distribute_lead(lead_id=lead.pk, now=timezone.now())
 
 
 def offers_per_agency(zipcode="10001") -> Counter:
@@ -332,9 +332,9 @@ def test_renewal_resets_the_cap_and_retries_the_zipcodes(redistributions, django
     start = timezone.now() - timedelta(days=40)
     capped = subscribed_agency("10001", cap=1, now=start)
     LeadFactory(received_at=start)
-    distribution.distribute_lead(lead_id=Lead.objects.get().pk, now=start)
+    distribute_lead(lead_id=Lead.objects.get().pk, now=start)
     waiting = LeadFactory(received_at=start)
-    distribution.distribute_lead(lead_id=waiting.pk, now=start)
+    distribute_lead(lead_id=waiting.pk, now=start)
     assert Lead.objects.get(pk=waiting.pk).status == LeadStatus.UNASSIGNED
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from leadmarket.celery import app as celery_app
 from leads import distribution
 from leads.models import Lead, Offer, RotationCursor
-from leads.tests.factories import LeadFactory, PortalFactory, subscribed_agency
+from leads.tests.factories import LeadFactory, PortalFactory, distribute_lead, subscribed_agency
 from portals.tests.factories import make_portal
 from subscriptions import services as subscription_services
 
@@ -80,7 +80,7 @@ def test_interleaved_zipcodes_each_stay_balanced():
             subscribed_agency(zipcode)
     leads = [LeadFactory(zipcode=zipcodes[n % 10], portal=PortalFactory()) for n in range(300)]
 
-    in_threads([lambda lead=lead: distribution.distribute_lead(lead_id=lead.pk, now=timezone.now()) for lead in leads])
+    in_threads([lambda lead=lead: distribute_lead(lead_id=lead.pk, now=timezone.now()) for lead in leads])
 
     for zipcode in zipcodes:
         counts = Counter(Offer.objects.filter(lead__zipcode=zipcode).values_list("agency_id", flat=True))
@@ -92,7 +92,7 @@ def test_first_leads_of_an_unseen_zipcode_arriving_together_make_one_cursor():
         subscribed_agency("94105")
     leads = LeadFactory.create_batch(30, zipcode="94105")
 
-    in_threads([lambda lead=lead: distribution.distribute_lead(lead_id=lead.pk, now=timezone.now()) for lead in leads])
+    in_threads([lambda lead=lead: distribute_lead(lead_id=lead.pk, now=timezone.now()) for lead in leads])
 
     assert RotationCursor.objects.filter(zipcode="94105").count() == 1
     assert Offer.objects.count() == 30
@@ -104,7 +104,7 @@ def test_distribute_called_ten_times_at_once_makes_one_offer():
         subscribed_agency("10001")
     lead = LeadFactory()
 
-    in_threads([lambda: distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())] * 10, workers=10)
+    in_threads([lambda: distribute_lead(lead_id=lead.pk, now=timezone.now())] * 10, workers=10)
 
     assert Offer.objects.filter(lead=lead).count() == 1
 
@@ -119,7 +119,7 @@ def test_no_offer_reaches_an_agency_after_its_unsubscribe_commits():
 
     def distribute(index, lead):
         def job():
-            distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())
+            distribute_lead(lead_id=lead.pk, now=timezone.now())
             if index == 100:
                 halfway.set()
 
@@ -181,12 +181,12 @@ def test_a_busy_zipcode_does_not_hold_up_the_others(cap):
             distribution.lock_candidates(["10001"], now=timezone.now())
             locked.set()
             release.wait(timeout=30 if cap is None else 2)
-        distribution.distribute_lead(lead_id=busy.pk, now=timezone.now())
+        distribute_lead(lead_id=busy.pk, now=timezone.now())
 
     def distribute_elsewhere():
         locked.wait(timeout=30)
         started = timezone.now()
-        distribution.distribute_lead(lead_id=other.pk, now=timezone.now())
+        distribute_lead(lead_id=other.pk, now=timezone.now())
         elapsed = (timezone.now() - started).total_seconds()
         release.set()
         return elapsed

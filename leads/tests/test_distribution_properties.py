@@ -16,7 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from agencies.tests.factories import AgencyFactory
 from leads import distribution
 from leads.models import Offer, OfferStatus, RejectReason
-from leads.tests.factories import LeadFactory, PortalFactory
+from leads.tests.factories import LeadFactory, PortalFactory, distribute_lead
 from subscriptions import services as subscription_services
 from subscriptions.models import Subscription
 from subscriptions.tests.factories import PlanFactory
@@ -101,7 +101,7 @@ class DistributionMachine(RuleBasedStateMachine):
         lead = LeadFactory(portal=self.portal, zipcode=zipcode, received_at=self.now)
         eligible = frozenset(self.eligible_for(lead))
 
-        distribution.distribute_lead(lead_id=lead.pk, now=self.now)
+        distribute_lead(lead_id=lead.pk, now=self.now)
 
         offer = Offer.objects.filter(lead=lead).first()
         assert (offer is None) == (not eligible)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from leads import distribution, services, tasks
 from leads.models import Lead, LeadStatus, Offer
 from leads.standard import normalize_lead
-from leads.tests.factories import subscribed_agency
+from leads.tests.factories import distribute_lead, subscribed_agency
 from portals.tests.factories import make_portal
 
 pytestmark = pytest.mark.django_db
@@ -30,8 +30,8 @@ def test_distribute_lead_without_agencies_makes_the_lead_unassigned_once():
     lead = store(portal)
     now = timezone.now()
 
-    distribution.distribute_lead(lead_id=lead.pk, now=now)
-    distribution.distribute_lead(lead_id=lead.pk, now=now)  # a task delivered twice
+    distribute_lead(lead_id=lead.pk, now=now)
+    distribute_lead(lead_id=lead.pk, now=now)  # a task delivered twice
 
     lead.refresh_from_db()
     assert lead.status == LeadStatus.UNASSIGNED
@@ -45,8 +45,8 @@ def test_distribute_lead_leaves_duplicates_test_leads_and_unknown_ids_alone():
     test = store(portal, external_id="3", is_test=True)
 
     for lead in (duplicate, test):
-        distribution.distribute_lead(lead_id=lead.pk, now=timezone.now())
-    assert distribution.distribute_lead(lead_id=10**9, now=timezone.now()) is None
+        distribute_lead(lead_id=lead.pk, now=timezone.now())
+    assert distribute_lead(lead_id=10**9, now=timezone.now()) is None
 
     assert duplicate.duplicate_of == original
     assert set(Lead.objects.values_list("status", flat=True)) == {"new", "duplicate", "test"}
