@@ -28,6 +28,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+# What was loaded, for `run.py --skip-generate` and `redistribute.py`.
+STATE = ROOT / "bench" / ".state.json"
 FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "John"]
 LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman", "Backus"]
 TYPES = ["auto", "home", "life", "health"]
@@ -264,7 +266,9 @@ def main() -> None:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "leadmarket.settings", "PYTHONPATH": str(ROOT)}
     env.setdefault("DJANGO_DEBUG", "true")
     run.django(env, run.PREPARE)
-    print(json.dumps(generate(url, **{k: v for k, v in vars(args).items()}), indent=1)[:2000])
+    data = generate(url, **vars(args))
+    STATE.write_text(json.dumps(data))
+    print(json.dumps(data, indent=1)[:2000])
 
 
 if __name__ == "__main__":

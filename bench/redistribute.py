@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import generate  # the bench directory is on the path: run as a script, or imported by run.py
+
 ROOT = Path(__file__).resolve().parent.parent
 
 ROUND = r"""
@@ -85,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     database_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/leadmarket_bench")
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
-    mark = json.loads((ROOT / "bench/.state.json").read_text())["generated_at"]
+    mark = json.loads(generate.STATE.read_text())["generated_at"]
     checkouts = {"now": ROOT, **({"baseline": args.baseline_dir.resolve()} if args.baseline_dir else {})}
     if args.profile:
         print(json.dumps(run_round(environment(database_url, redis_url, ROOT), mark, profile=args.profile)))
