@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py                      # full: 1,000,000 leads, 3 interleaved rounds
     .venv/bin/python bench/run.py --leads 100000 --repeats 1 --duration 5   # quick
     .venv/bin/python bench/run.py --skip-generate      # reuse the loaded database
+    .venv/bin/python bench/run.py --skip-generate --ingest-only --baseline-dir ../base   # the ingest path, side by side
 
 Uses PostgreSQL database `leadmarket_bench` (recreated by the generator) and Redis DB 10
 (override with BENCH_DATABASE_URL / BENCH_REDIS_URL). Starts gunicorn (sync workers, access
@@ -169,7 +170,6 @@ with CaptureQueriesContext(connection) as q:
     response = probe("probe" + args["run"])
 assert response.status_code == 201, response.content
 out["ingest_queries"] = [x["sql"] for x in q.captured_queries]
-out["probe_lead_id"] = response.json()["data"]["lead_id"]
 def count(path, token):
     with CaptureQueriesContext(connection) as q:
         r = client.get(path, headers={"Authorization": "Bearer " + token})
@@ -193,15 +193,20 @@ print(json.dumps(out, default=str))
 """
 
 
-def pgbench_script(queries: list[str], run: str, zipcode: str, lead_id: int) -> str:
-    """The probe's ingest statements with its literals replaced by per-transaction values."""
+def pgbench_script(queries: list[str], run: str, zipcode: str) -> str:
+    """The probe's ingest, message for message, with its literals replaced by per-transaction
+    values. The statements of one message are joined with `\\;`, so that pgbench (simple
+    protocol, like the app's client-side binding) sends them together, as one implicit
+    transaction when no BEGIN precedes them, as the app does."""
+    import sqlparse
+
     # n makes each external id and email new (a collision with an earlier run's lead would
     # abort pgbench); k is the duplicate lock's key, z the ZIP code.
     lines = ["\\set n random(1, 9000000000000000000)", "\\set k random(-2147483648, 2147483647)",
-             "\\set z random(1, 99999)", "BEGIN;"]  # fmt: skip
+             "\\set z random(1, 99999)"]  # fmt: skip
     zip_expr = "lpad(:z::text, 5, '0')"
     for sql in queries:
-        if sql.startswith(("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")):
+        if sql.startswith(("SAVEPOINT", "RELEASE")):
             continue
         # The duplicate window (30 days for the bench portal), then every other timestamp.
         sql = re.sub(r"received_at >= '[^']+'(::timestamptz)?", "received_at >= now() - interval '30 days'", sql)
@@ -211,11 +216,8 @@ def pgbench_script(queries: list[str], run: str, zipcode: str, lead_id: int) -> 
         sql = sql.replace(f"'probe{run}@bench.example'", "(:client_id || '-' || :n || '@pgbench.example')")
         sql = sql.replace(f"'probe{run}'", "('pgb-' || :client_id || '-' || :n)")
         sql = sql.replace(f"'{zipcode}'", zip_expr)
-        sql = re.sub(rf"\b{lead_id}\b", ":lead_id", sql)
-        if "INSERT INTO leads_lead" in sql or sql.startswith('INSERT INTO "leads_lead"'):
-            sql = sql.rstrip(";") + " \\gset lead_"
-        lines.append(sql.replace("\n", " ") + ("" if sql.endswith("gset lead_") else ";"))
-    lines.append("COMMIT;")
+        statements = [statement.rstrip(";") for statement in sqlparse.split(sql)]
+        lines.append(" \\; ".join(statements).replace("\n", " ") + ";")
     return "\n".join(lines) + "\n"
 
 
@@ -369,7 +371,7 @@ def pgbench(url: str, script: str, *, clients: int, duration: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ingest.sql"
         path.write_text(script)
-        command = ["pgbench", "-n", "-M", "extended", f"-c{clients}", "-j2", f"-T{duration}", "-f", str(path), "-l",
+        command = ["pgbench", "-n", "-M", "simple", f"-c{clients}", "-j2", f"-T{duration}", "-f", str(path), "-l",
                    "--log-prefix", str(Path(tmp) / "log"), url]  # fmt: skip
         out = subprocess.run(command, capture_output=True, text=True, cwd=tmp)
         if out.returncode:
@@ -482,6 +484,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--baseline-dir", type=Path, help="another checkout to measure side by side (webhook)")
     parser.add_argument("--skip-redistribute", action="store_true")
+    parser.add_argument(
+        "--ingest-only", action="store_true", help="only the ceilings and the webhook scenarios without a worker"
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     args = parser.parse_args()
     ensure_tools()
@@ -522,9 +527,9 @@ def main() -> None:
             db_url, leads=args.leads, unassigned=args.unassigned, zips=500, agencies=200, zips_per_agency=10, seed=9
         )
         results["data"]["seconds_total"] = round(time.monotonic() - t, 1)
-        (BENCH / ".state.json").write_text(json.dumps(results["data"]))
+        generate.STATE.write_text(json.dumps(results["data"]))
     else:
-        results["data"] = json.loads((BENCH / ".state.json").read_text())
+        results["data"] = json.loads(generate.STATE.read_text())
     zips = results["data"]["zipcodes"]
     results["machine"]["server_version"] = sql_one(db_url, "SHOW server_version")
     prepared = django(env, PREPARE)
@@ -549,11 +554,17 @@ def main() -> None:
         env, SETUP.replace("ARGS", repr(json.dumps({"key": key, "zip": hot_zip, "run": tag, "lists": lists})))
     )
     results["ingest_sql"] = setup["ingest_queries"]
-    statements = [q for q in setup["ingest_queries"] if not q.startswith(("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT"))]
-    results["queries_per_request"] = {"webhook_ingest": len(statements), **setup["list_queries"]}
+    import sqlparse
+
+    messages = [q for q in setup["ingest_queries"] if not q.startswith(("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT"))]
+    results["queries_per_request"] = {
+        "webhook_ingest": len(messages),
+        "webhook_ingest_statements": sum(len(sqlparse.split(q)) for q in messages),
+        **setup["list_queries"],
+    }
     results["explain"] = setup["explain"]
     results["list_rows"] = {k: setup[k] for k in ("mobile_rows", "admin_rows", "admin_filtered_rows")}
-    pgb = pgbench_script(setup["ingest_queries"], tag, hot_zip, setup["probe_lead_id"])
+    pgb = pgbench_script(setup["ingest_queries"], tag, hot_zip)
     results["pgbench_script"] = pgb
 
     lua = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115 (removed in finally)
@@ -618,6 +629,8 @@ def main() -> None:
                 if server:
                     post(server, name, f"{tag}r{rep}{suffix}", zips)
             post(stack, "webhook_hot_zip", f"{tag}r{rep}h", [hot_zip])
+            if args.ingest_only:
+                continue
             # Notifications off: the worker distributes every lead meanwhile (offers and inbox
             # entries), its pushes stay queued. Then on: the worker also pushes.
             since = datetime.now(UTC)

@@ -3,11 +3,12 @@
 import contextlib
 import hashlib
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
 
 from leadmarket.bulk import insert_fields, insert_one, insert_params, saved
@@ -27,14 +28,32 @@ DISTRIBUTION_QUEUED_KEY = "leads:distribution-queued"
 DISTRIBUTION_QUEUED_SECONDS = 60
 
 
-def create_lead(*, portal, values: dict, idempotency_key: str, now: datetime) -> Lead:
-    """Stores a validated standard lead (see `leads.standard.normalize_lead`) for `portal`.
+@dataclass(frozen=True)
+class LeadCompanion:
+    """A row of another model that points to a new lead and is stored with it, in the lead's
+    own statement on PostgreSQL: the webhook's reception, so that the lead and its audit row
+    cost one round trip and commit together or not at all. `if_duplicate` holds the field
+    values the row takes instead when the lead is stored as a duplicate."""
 
-    Runs inside the caller's transaction (the webhook writes its reception in the same
-    one). A lead whose phone or email and ZIP match a non-duplicate lead of the last
+    row: models.Model
+    lead_field: str
+    if_duplicate: dict = field(default_factory=dict)
+
+
+def create_lead(
+    *, portal, values: dict, idempotency_key: str, now: datetime, companion: LeadCompanion | None = None
+) -> Lead:
+    """Stores a validated standard lead (see `leads.standard.normalize_lead`) for `portal`,
+    and `companion` with it.
+
+    A lead whose phone or email and ZIP match a non-duplicate lead of the last
     `portal.duplicate_window_days` days, from any portal, is stored as `duplicate` linked
     to it; a test lead is stored as `test`; both are never distributed. A `new` lead is
     handed to distribution after commit.
+
+    On PostgreSQL this is one statement, preceded in the same message by the duplicate
+    locks: in autocommit mode the message is its own transaction (no BEGIN and COMMIT
+    round trips); inside a caller's transaction it runs in a savepoint.
 
     Raises IntegrityError when the portal already sent this lead (same external_id or
     idempotency key): the unique constraints decide, so racing re-sends cannot both win.
@@ -47,13 +66,19 @@ def create_lead(*, portal, values: dict, idempotency_key: str, now: datetime) ->
         idempotency_key=idempotency_key,
         **values,
     )
-    with transaction.atomic(savepoint=False):
-        if lead.status == LeadStatus.NEW and portal.duplicate_window_days:
-            _insert_new_or_duplicate(lead, since=now - timedelta(days=portal.duplicate_window_days))
-        else:
-            insert_one(lead)
-        if lead.status == LeadStatus.NEW:
-            transaction.on_commit(request_distribution)
+    check_since = None
+    if lead.status == LeadStatus.NEW and portal.duplicate_window_days:
+        check_since = now - timedelta(days=portal.duplicate_window_days)
+    if connection.vendor == "postgresql":
+        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+            _insert_lead(lead, check_since=check_since, companion=companion)
+    else:  # SQLite (development): no data-modifying CTE, so two statements in a transaction
+        with transaction.atomic():
+            _insert_lead(lead, check_since=check_since, companion=None)
+            if companion:
+                insert_one(_attached(companion, lead))
+    if lead.status == LeadStatus.NEW:
+        transaction.on_commit(request_distribution)
     return lead
 
 
@@ -68,48 +93,85 @@ _ORIGINAL_BRANCH = (
 )
 
 
-def _insert_new_or_duplicate(lead: Lead, *, since: datetime) -> None:
-    """Inserts `lead` as `new`, or as `duplicate` of the earliest matching lead since `since`.
+def _insert_lead(lead: Lead, *, check_since: datetime | None, companion: LeadCompanion | None) -> None:
+    """Inserts `lead` (and, on PostgreSQL, `companion`) in one round trip. With `check_since`,
+    the lead is stored as `duplicate` of the earliest matching lead since then, if any.
 
-    The webhook's hot path, so one round trip: the duplicate locks, then the check and the
-    insert as one statement. Two leads that could match each other share a ZIP code and a
-    phone or an email, so they share one of the locks of (ZIP code, contact) and take turns
-    (both cannot be originals); leads of one busy ZIP code with other contacts do not wait
-    for each other. The locks are taken in key order (no deadlock), and the insert starts
-    after they are granted, so it sees a lead committed by the previous holder.
+    Two leads that could match each other share a ZIP code and a phone or an email, so they
+    share one of the locks of (ZIP code, contact) and take turns (both cannot be originals);
+    leads of one busy ZIP code with other contacts do not wait for each other. The locks are
+    taken in key order (no deadlock), and the insert is a later statement of the same
+    transaction, so its snapshot sees a lead committed by the previous holder.
     """
     branches, params, lock_keys = [], [], []
-    for name in ("phone", "email"):
-        if getattr(lead, name):
+    for name in ("phone", "email") if check_since else ():
+        if value := getattr(lead, name):
             branches.append(_ORIGINAL_BRANCH.format(field=name))
-            params += [lead.zipcode, getattr(lead, name), since]
-            lock_keys.append(_duplicate_lock_key(lead.zipcode, name, getattr(lead, name)))
-    if not branches:
-        insert_one(lead)
-        return
+            params += [lead.zipcode, value, check_since]
+            lock_keys.append(_duplicate_lock_key(lead.zipcode, name, value))
+    ctes = []
+    if branches:
+        original = f"SELECT id FROM ({' UNION ALL '.join(branches)}) AS candidates ORDER BY received_at, id LIMIT 1"
+        ctes.append(f"original AS (SELECT ({original}) AS id)")
+        status = "CASE WHEN (SELECT id FROM original) IS NULL THEN %s ELSE %s END, (SELECT id FROM original)"
+        status_params = [lead.status, LeadStatus.DUPLICATE]
+    else:
+        status, status_params = "%s, NULL", [lead.status]
     fields, columns = insert_fields(Lead, exclude=("status", "duplicate_of"))
-    original = f"SELECT id FROM ({' UNION ALL '.join(branches)}) AS candidates ORDER BY received_at, id LIMIT 1"
     insert = (
-        f"WITH original AS (SELECT ({original}) AS id)"
-        f" INSERT INTO leads_lead ({columns}, status, duplicate_of_id)"
-        f" VALUES ({', '.join(['%s'] * len(fields))},"
-        " CASE WHEN (SELECT id FROM original) IS NULL THEN %s ELSE %s END, (SELECT id FROM original))"
-        " RETURNING id, status, duplicate_of_id"
+        f"INSERT INTO leads_lead ({columns}, status, duplicate_of_id)"
+        f" VALUES ({', '.join(['%s'] * len(fields))}, {status}) RETURNING id, status, duplicate_of_id"
     )
-    params += [*insert_params(lead, fields), LeadStatus.NEW, LeadStatus.DUPLICATE]
+    params += [*insert_params(lead, fields), *status_params]
+    if companion:
+        companion_insert, companion_params = _companion_insert(companion)
+        ctes += [f"new_lead AS ({insert})", f"companion AS ({companion_insert})"]
+        insert = "SELECT id, status, duplicate_of_id, (SELECT id FROM companion) FROM new_lead"
+        params += companion_params
+    statement = f"WITH {', '.join(ctes)} {insert}" if ctes else insert
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # statements in one execute need client-side binding (the default)
+        if lock_keys and connection.vendor == "postgresql":
+            # Statements in one execute need client-side binding (the default).
             lock_keys = sorted(set(lock_keys))
             locks = "".join("SELECT pg_advisory_xact_lock(%s, %s); " for _ in lock_keys)
-            cursor.execute(
-                locks + insert, [*(part for key in lock_keys for part in (DUPLICATE_LOCK_NAMESPACE, key)), *params]
-            )
+            lock_params = [part for key in lock_keys for part in (DUPLICATE_LOCK_NAMESPACE, key)]
+            cursor.execute(locks + statement, [*lock_params, *params])
             for _ in lock_keys:
                 cursor.nextset()
         else:
-            cursor.execute(insert, params)
-        pk, lead.status, lead.duplicate_of_id = cursor.fetchone()
+            cursor.execute(statement, params)
+        pk, lead.status, lead.duplicate_of_id, *companion_pk = cursor.fetchone()
     saved(lead, pk)
+    if companion:
+        saved(_attached(companion, lead), companion_pk[0])
+
+
+def _companion_insert(companion: LeadCompanion) -> tuple[str, list]:
+    """The INSERT of the companion's row as a CTE after `new_lead`, and its parameters."""
+    model = type(companion.row)
+    fields, columns = insert_fields(model)
+    values, params = [], []
+    for model_field, value in zip(fields, insert_params(companion.row, fields), strict=True):
+        if model_field.name == companion.lead_field:
+            values.append("(SELECT id FROM new_lead)")
+        elif model_field.name in companion.if_duplicate:
+            values.append("CASE WHEN (SELECT status FROM new_lead) = %s THEN %s ELSE %s END")
+            instead = model_field.get_db_prep_save(companion.if_duplicate[model_field.name], connection)
+            params += [LeadStatus.DUPLICATE, instead, value]
+        else:
+            values.append("%s")
+            params.append(value)
+    table, pk = (connection.ops.quote_name(name) for name in (model._meta.db_table, model._meta.pk.column))
+    return f"INSERT INTO {table} ({columns}) VALUES ({', '.join(values)}) RETURNING {pk}", params
+
+
+def _attached(companion: LeadCompanion, lead: Lead) -> models.Model:
+    """The companion's row pointing to `lead`, with its duplicate values if `lead` is one."""
+    setattr(companion.row, companion.lead_field, lead)
+    if lead.status == LeadStatus.DUPLICATE:
+        for name, value in companion.if_duplicate.items():
+            setattr(companion.row, name, value)
+    return companion.row
 
 
 def _duplicate_lock_key(zipcode: str, field: str, value: str) -> int:

@@ -15,7 +15,7 @@ from leadmarket import metrics
 from leadmarket.bulk import insert_one
 from leadmarket.errors import Conflict, NotFound
 from leads.models import Lead
-from leads.services import create_lead, find_resent_lead
+from leads.services import LeadCompanion, create_lead, find_resent_lead
 from leads.standard import LEAD_FIELDS, normalize_lead
 
 from . import mapping as mapping_engine
@@ -280,30 +280,41 @@ class ReceptionRecord:
     replay_of: Reception | None = None
 
 
+def _reception(
+    *, record: ReceptionRecord, status_code: int, outcome: str, errors=None, lead: Lead | None = None, latency_ms=0
+) -> Reception:
+    return Reception(
+        portal=record.portal,
+        portal_code=record.portal_code[:64],
+        received_at=record.received_at,
+        client_ip=record.client_ip,
+        status_code=status_code,
+        outcome=outcome,
+        errors=errors or {},
+        latency_ms=latency_ms,
+        lead=lead,
+        payload=record.payload,
+        payload_text=record.payload_text,
+        payload_truncated=record.payload_truncated,
+        headers=record.headers,
+        idempotency_key=record.idempotency_key,
+        replay_of=record.replay_of,
+    )
+
+
+def _counted(reception: Reception) -> Reception:
+    # Unknown portal codes share one label: strangers must not grow the metric's cardinality.
+    metrics.webhook_receptions.labels(reception.portal.code if reception.portal else "unknown", reception.outcome).inc()
+    return reception
+
+
 def record_reception(
     *, record: ReceptionRecord, status_code: int, outcome: str, errors=None, lead: Lead | None = None, latency_ms=0
 ) -> Reception:
-    # Unknown portal codes share one label: strangers must not grow the metric's cardinality.
-    metrics.webhook_receptions.labels(record.portal.code if record.portal else "unknown", outcome).inc()
-    return insert_one(
-        Reception(
-            portal=record.portal,
-            portal_code=record.portal_code[:64],
-            received_at=record.received_at,
-            client_ip=record.client_ip,
-            status_code=status_code,
-            outcome=outcome,
-            errors=errors or {},
-            latency_ms=latency_ms,
-            lead=lead,
-            payload=record.payload,
-            payload_text=record.payload_text,
-            payload_truncated=record.payload_truncated,
-            headers=record.headers,
-            idempotency_key=record.idempotency_key,
-            replay_of=record.replay_of,
-        )
+    reception = _reception(
+        record=record, status_code=status_code, outcome=outcome, errors=errors, lead=lead, latency_ms=latency_ms
     )
+    return _counted(insert_one(reception))
 
 
 @dataclass
@@ -323,7 +334,8 @@ def ingest_payload(
     New lead: 201 `accepted` (or `duplicate_lead` when it repeats a recent lead). The
     portal re-sent a lead (same external_id or idempotency key, also concurrently): 201
     `duplicate_resent` with the original, nothing created. Invalid: 400 `invalid`.
-    The lead and its reception commit together, so a 2xx means the lead is stored.
+    A new lead and its reception are stored together (see `create_lead`), so a 2xx means
+    the lead is stored; the reception's latency then runs until the lead's statement is sent.
     """
     mapped = map_payload(portal=portal, payload=payload)
     if mapped.errors:
@@ -336,14 +348,13 @@ def ingest_payload(
         )
         return IngestResult(400, ReceptionOutcome.INVALID, errors=mapped.errors, reception=reception)
     values = mapped.values
+    reception = _reception(record=record, status_code=201, outcome=ReceptionOutcome.ACCEPTED, latency_ms=latency_ms())
+    companion = LeadCompanion(reception, "lead", if_duplicate={"outcome": ReceptionOutcome.DUPLICATE_LEAD})
     try:
-        with transaction.atomic():
-            lead = create_lead(portal=portal, values=values, idempotency_key=record.idempotency_key, now=now)
-            outcome = ReceptionOutcome.DUPLICATE_LEAD if lead.duplicate_of_id else ReceptionOutcome.ACCEPTED
-            reception = record_reception(
-                record=record, status_code=201, outcome=outcome, lead=lead, latency_ms=latency_ms()
-            )
-        return IngestResult(201, outcome, lead=lead, reception=reception)
+        lead = create_lead(
+            portal=portal, values=values, idempotency_key=record.idempotency_key, now=now, companion=companion
+        )
+        return IngestResult(201, reception.outcome, lead=lead, reception=_counted(reception))
     except IntegrityError:
         original = find_resent_lead(
             portal_id=portal.pk, external_id=values.get("external_id", ""), idempotency_key=record.idempotency_key

@@ -492,17 +492,21 @@ def test_every_outcome_leaves_a_reception_row(api_client, settings):
     assert set(ReceptionOutcome.values) - set(outcomes) == {"error"}  # see test_an_unexpected_error_...
 
 
-def test_the_ingest_path_needs_few_queries_once_the_portal_is_cached(api_client, portal_key):
+@pytest.mark.django_db(transaction=True)
+def test_the_ingest_is_one_statement_without_a_transaction_round_trip(api_client, portal_key):
     _, key = portal_key
     assert_success(post_json(api_client, "acme", LEAD, key), 201)  # loads the portal into the process cache
 
     with CaptureQueriesContext(connection) as queries:
-        assert_success(post_json(api_client, "acme", LEAD | {"external_id": "2", "email": "b@x.com"}, key), 201)
+        data = assert_success(post_json(api_client, "acme", LEAD | {"external_id": "2", "email": "b@x.com"}, key), 201)
 
-    statements = [query["sql"] for query in queries if not query["sql"].startswith(("SAVEPOINT", "RELEASE"))]
-    # Two round trips in the transaction: the duplicate lock of (ZIP code, email) followed
-    # by the lead's insert (with its duplicate check), then the reception's insert.
-    assert len(statements) == 2
-    assert statements[0].startswith("SELECT pg_advisory_xact_lock")
-    assert "INSERT INTO leads_lead" in statements[0]
-    assert statements[1].startswith('INSERT INTO "portals_reception"')
+    # The duplicate locks of (ZIP code, phone) and (ZIP code, email), then the lead's insert
+    # (with its duplicate check) and the reception's, in one message: its own transaction,
+    # no BEGIN or COMMIT (Django logs those too). The same phone makes it a duplicate, and
+    # its reception says so.
+    assert [query["sql"][:29] for query in queries] == ["SELECT pg_advisory_xact_lock("]
+    assert "INSERT INTO leads_lead" in queries[0]["sql"]
+    assert 'INSERT INTO "portals_reception"' in queries[0]["sql"]
+    assert data["status"] == LeadStatus.DUPLICATE
+    reception = Reception.objects.get(lead_id=data["lead_id"])
+    assert (reception.outcome, reception.status_code, reception.portal.code) == ("duplicate_lead", 201, "acme")
