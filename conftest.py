@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from agencies.authentication import Realm, issue_tokens
 from agencies.tests.factories import AgencyFactory, StaffUserFactory
+from leads.services import forget_queued_run
 from portals.selectors import forget_all_portals
 
 
@@ -20,8 +21,10 @@ def _fast_hashing_and_clean_cache(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
     forget_all_portals()  # the per-process portal cache outlives a test's rolled-back database
+    forget_queued_run()  # and so does what the process knows of the queued distribution run
     yield
     forget_all_portals()
+    forget_queued_run()
     with contextlib.suppress(Exception):  # a test may have pointed the cache at a dead server
         cache.clear()
 

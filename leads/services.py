@@ -5,6 +5,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from time import time as wall_clock
 
 from django.conf import settings
 from django.core.cache import cache
@@ -19,13 +20,19 @@ from .models import Lead, LeadStatus
 
 logger = logging.getLogger(__name__)
 
-# Set while a distribution run is queued and not yet started: a burst of leads needs one
-# run, not one task per lead (a Celery publish cost the webhook more CPU than its inserts),
-# and the run starts DISTRIBUTION_DELAY_SECONDS later so that the burst is one batch.
+# Set while a distribution run is queued and not yet started, to the time (epoch seconds)
+# it starts: a burst of leads needs one run, not one task per lead (a Celery publish cost
+# the webhook more CPU than its inserts), and the run starts DISTRIBUTION_DELAY_SECONDS
+# later so that the burst is one batch.
 DISTRIBUTION_QUEUED_KEY = "leads:distribution-queued"
 # A run lost from the queue silences new requests for at most this long; the periodic run
 # (CELERY_BEAT_SCHEDULE "distribute-new-leads") distributes in the meantime.
 DISTRIBUTION_QUEUED_SECONDS = 60
+# How far the clocks of web and worker hosts may disagree (NTP keeps them within milliseconds).
+CLOCK_MARGIN_SECONDS = 0.1
+# When the queued run this process knows of starts: until shortly before then, a lead
+# committed here is read by that run and needs no request of its own (no Redis round trip).
+_known_run_starts_at = 0.0
 
 
 @dataclass(frozen=True)
@@ -200,22 +207,44 @@ def _distribute_new_leads_task():
 
 
 def request_distribution() -> None:
-    """Queues a run of `distribute_new_leads`, to start DISTRIBUTION_DELAY_SECONDS from now,
-    unless one is queued and has not started yet.
+    """Makes sure a run of `distribute_new_leads` will read the leads committed so far: queues
+    one to start DISTRIBUTION_DELAY_SECONDS from now, unless one is queued and has not
+    started yet.
 
-    The run takes every lead that is `new` when it starts, so a lead committed before this
-    call is either taken by the queued run or, if that run already started, gets a new one
-    (the run clears the flag before it reads). Failures are logged, never raised: the
-    periodic run picks up what a broker or cache outage left behind.
+    The run takes every lead that is `new` when it starts (it clears the flag before it
+    reads), so a lead committed before this call is either taken by the queued run (the
+    flag is still there) or, if that run already started, gets a new one. Once this process
+    knows when the queued run starts (it queued it, or read the flag), it skips the flag
+    until shortly before then.
+    Failures are logged, never raised: the periodic run picks up what a broker or cache
+    outage left behind.
     """
+    global _known_run_starts_at
+    now = wall_clock()
+    if now < _known_run_starts_at - CLOCK_MARGIN_SECONDS:
+        return
+    starts_at = now + settings.DISTRIBUTION_DELAY_SECONDS
     try:
-        first = cache.add(DISTRIBUTION_QUEUED_KEY, True, DISTRIBUTION_QUEUED_SECONDS)
+        # Read first: most leads find a run queued (one round trip, also while it is overdue).
+        queued = cache.get(DISTRIBUTION_QUEUED_KEY)
+        first = queued is None and cache.add(DISTRIBUTION_QUEUED_KEY, starts_at, DISTRIBUTION_QUEUED_SECONDS)
     except Exception:
         logger.warning("distribution flag unavailable; queueing a run", exc_info=True)
-        first = True
-    if first and not try_enqueue(_distribute_new_leads_task(), countdown=settings.DISTRIBUTION_DELAY_SECONDS):
-        with contextlib.suppress(Exception):
-            cache.delete(DISTRIBUTION_QUEUED_KEY)
+        queued, first = None, True
+    if first:
+        if not try_enqueue(_distribute_new_leads_task(), countdown=settings.DISTRIBUTION_DELAY_SECONDS):
+            with contextlib.suppress(Exception):
+                cache.delete(DISTRIBUTION_QUEUED_KEY)
+            return
+        queued = starts_at
+    if isinstance(queued, float):
+        _known_run_starts_at = queued
+
+
+def forget_queued_run() -> None:
+    """Drops what this process knows of the queued run (tests: it outlives their cache)."""
+    global _known_run_starts_at
+    _known_run_starts_at = 0.0
 
 
 def distribution_started() -> None:

@@ -4,6 +4,7 @@ from io import StringIO
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.core.management import call_command
 from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -133,7 +134,27 @@ def queued_runs(monkeypatch):
     return queued
 
 
-def test_a_burst_of_new_leads_queues_one_run_until_that_run_starts(queued_runs, django_capture_on_commit_callbacks):
+@pytest.fixture
+def clock(monkeypatch):
+    """The wall clock `request_distribution` reads, set by the test."""
+    now = [1_800_000_000.0]
+    monkeypatch.setattr("leads.services.wall_clock", lambda: now[0])
+    return now
+
+
+@pytest.fixture
+def flag_requests(monkeypatch):
+    """The distribution flag's cache calls."""
+    calls = []
+    for name in ("add", "get"):
+        original = getattr(cache, name)
+        monkeypatch.setattr(cache, name, lambda *args, _f=original, _n=name, **kw: calls.append(_n) or _f(*args, **kw))
+    return calls
+
+
+def test_a_burst_of_new_leads_queues_one_run_and_asks_redis_once(
+    queued_runs, clock, flag_requests, django_capture_on_commit_callbacks
+):
     portal, _ = make_portal()
     with django_capture_on_commit_callbacks(execute=True):
         for number in range(3):
@@ -141,10 +162,42 @@ def test_a_burst_of_new_leads_queues_one_run_until_that_run_starts(queued_runs, 
 
     assert len(queued_runs) == 1
     assert queued_runs[0]["countdown"] == settings.DISTRIBUTION_DELAY_SECONDS  # the burst's leads share the run
+    # This process queued the run, so it knows when the run starts and reads these leads.
+    assert flag_requests == ["get", "add"]
+
+
+def test_a_lead_shortly_before_the_queued_run_starts_asks_again(queued_runs, clock, flag_requests):
+    services.request_distribution()
+    starts_at = clock[0] + settings.DISTRIBUTION_DELAY_SECONDS
+
+    clock[0] = starts_at - services.CLOCK_MARGIN_SECONDS - 0.01
+    services.request_distribution()
+    assert (len(queued_runs), flag_requests) == (1, ["get", "add"])
+
+    clock[0] = starts_at - services.CLOCK_MARGIN_SECONDS  # the run may have started: the flag decides
+    services.request_distribution()
+    clock[0] = starts_at + 1
+    services.request_distribution()
+    assert (len(queued_runs), flag_requests) == (1, ["get", "add", "get", "get"])  # overdue, still queued
+
     services.distribution_started()
-    with django_capture_on_commit_callbacks(execute=True):
-        store(portal, email="next@example.com")
+    clock[0] = starts_at + 5
+    services.request_distribution()
     assert len(queued_runs) == 2
+
+
+def test_a_run_queued_by_another_process_is_read_once_then_trusted(queued_runs, clock, flag_requests):
+    starts_at = clock[0] + 0.4
+    cache.set(services.DISTRIBUTION_QUEUED_KEY, starts_at, 60)  # another web process queued it
+
+    for _ in range(3):
+        services.request_distribution()
+
+    assert queued_runs == []
+    assert flag_requests == ["get"]
+    clock[0] = starts_at
+    services.request_distribution()
+    assert flag_requests == ["get", "get"]
 
 
 def test_a_failed_enqueue_does_not_silence_the_next_lead(monkeypatch, caplog):
@@ -163,7 +216,7 @@ def test_a_failed_enqueue_does_not_silence_the_next_lead(monkeypatch, caplog):
     assert "could not enqueue leads.tasks.distribute_new_leads" in caplog.text
 
 
-def test_the_queued_run_distributes_and_clears_the_flag(queued_runs):
+def test_the_queued_run_distributes_and_clears_the_flag(queued_runs, clock):
     subscribed_agency("10001")
     portal, _ = make_portal()
     lead = store(portal)
@@ -173,6 +226,8 @@ def test_the_queued_run_distributes_and_clears_the_flag(queued_runs):
 
     lead.refresh_from_db()
     assert lead.status == LeadStatus.OFFERED
+    assert cache.get(services.DISTRIBUTION_QUEUED_KEY) is None
+    clock[0] += settings.DISTRIBUTION_DELAY_SECONDS
     services.request_distribution()
     assert len(queued_runs) == 2  # the run cleared the flag
 
