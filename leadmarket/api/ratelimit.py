@@ -13,6 +13,7 @@ from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django_ratelimit import ALL
 from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, _split_rate, get_usage
+from redis.commands.core import Script
 
 logger = logging.getLogger(__name__)
 
@@ -41,18 +42,21 @@ def retry_after(request, limit: Limit, value: str) -> int | None:
     return None
 
 
+# django-ratelimit's counting (SET NX with the expiry, then INCR) as one atomic command:
+# INCR, and the window's expiry when INCR created the key. One round trip, no pipeline.
+_COUNT = Script(
+    None, b"local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n"
+)
+
+
 def _redis_hit(limit: Limit, value: str) -> dict | None:
-    """django-ratelimit's counting (same key and window) in one Redis round trip instead of
-    two (add, then incr): SET NX with the expiry and INCR, pipelined."""
+    """Counts one event with django-ratelimit's key and window, in one Redis command."""
     count_limit, period = _split_rate(limit.rate)
     window = _get_window(value, period)
     backend = caches["default"]
     key = backend.make_and_validate_key(_make_cache_key(limit.group, window, limit.rate, value, ALL))
     try:
-        pipe = backend._cache.get_client(key, write=True).pipeline(transaction=False)
-        pipe.set(key, 0, ex=period + EXPIRATION_FUDGE, nx=True)
-        pipe.incr(key)
-        count = pipe.execute()[1]
+        count = _COUNT(keys=[key], args=[period + EXPIRATION_FUDGE], client=backend._cache.get_client(key, write=True))
     except Exception:  # the cache is down: limiting is best effort, serving is not
         logger.warning("rate limit cache unavailable for %s", limit.group, exc_info=True)
         return None
