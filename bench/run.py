@@ -276,6 +276,32 @@ class Stack:
         return _cpu_seconds(self.worker.pid, include_parent=True)
 
 
+def services_cpu_seconds() -> dict[tuple[str, int, str], float]:
+    """User + system CPU so far of each PostgreSQL and Redis process on this machine, by
+    (service, pid, start time)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # exited
+        service = {"postgres": "db", "redis-server": "redis"}.get(text[text.index("(") + 1 : text.rindex(")")])
+        if service:
+            fields = text.rsplit(")", 1)[1].split()
+            found[(service, int(stat.parent.name), fields[19])] = int(fields[11]) + int(fields[12])
+    return {key: ticks / os.sysconf("SC_CLK_TCK") for key, ticks in found.items()}
+
+
+def cpu_per_unit(before: dict, units: float) -> dict[str, float]:
+    """`db_cpu_ms` and `redis_cpu_ms`: the services' CPU since `before`, per unit, in ms. A
+    process that exited meanwhile takes its CPU along (the servers' own connections persist;
+    short ones, like pgbench's, are not counted)."""
+    totals = {"db": 0.0, "redis": 0.0}
+    for key, seconds in services_cpu_seconds().items():
+        totals[key[0]] += seconds - before.get(key, 0.0)
+    return {f"{service}_cpu_ms": round(1000 * seconds / units, 2) for service, seconds in totals.items()}
+
+
 def _cpu_seconds(parent: int, *, include_parent: bool) -> float:
     pids = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
     total = 0
@@ -355,6 +381,7 @@ def wrk(url: str, *, script: str, env: dict, connections: int, duration: int, se
     settle(url)
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "-s", script, url]
     cpu_before = server.web_cpu_seconds() if server else None
+    services_before = services_cpu_seconds()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     fields = dict(item.split("=") for item in done.stdout.split("RESULT ")[1].split())
     result = {k: float(v) for k, v in fields.items()}
@@ -364,6 +391,7 @@ def wrk(url: str, *, script: str, env: dict, connections: int, duration: int, se
     if server and result["requests"]:
         # Requests wrk left in flight are served too: a slight overestimate, the same for every run.
         result["web_cpu_ms"] = round(1000 * (server.web_cpu_seconds() - cpu_before) / result["requests"], 2)
+        result |= cpu_per_unit(services_before, result["requests"])
     return result
 
 
@@ -587,6 +615,7 @@ def main() -> None:
     def post(server: Stack, name: str, run: str, zip_list: list[str]) -> None:
         wrk_env = {**env, "BENCH_MODE": "post", "BENCH_KEY": key, "BENCH_RUN": run, "BENCH_ZIPS": ",".join(zip_list)}
         worker_cpu = server.worker_cpu_seconds() if server.worker else None
+        services_before = services_cpu_seconds()
         result = record(name, wrk(server.url("/api/webhooks/bench"), script=lua.name, env=wrk_env,
                                   connections=args.connections, duration=args.duration, server=server))  # fmt: skip
         time.sleep(0.5)
@@ -595,6 +624,8 @@ def main() -> None:
             # Until the run's leads are distributed (its pushes may still be under way).
             wait_distributed(db_url, run)
             result["worker_cpu_ms"] = round(1000 * (server.worker_cpu_seconds() - worker_cpu) / stats["leads"], 2)
+            # Per lead, until its distribution (and push) is done, like the worker's.
+            result |= cpu_per_unit(services_before, stats["leads"])
         checks.append({
             "run": name, "responses_2xx": int(result["s2xx"]), "responses_5xx": int(result["s5xx"]),
             "leads_stored": stats["leads"], "receptions_2xx": stats["receptions_2xx"],
@@ -694,6 +725,8 @@ def main() -> None:
                 "rate_achieved",
                 "web_cpu_ms",
                 "worker_cpu_ms",
+                "db_cpu_ms",
+                "redis_cpu_ms",
             )
             if metric in values[0]
         }
@@ -773,6 +806,9 @@ def markdown(r: dict) -> str:
             other = f"web CPU {fmt(s['web_cpu_ms'])} ms/request"
         if "worker_cpu_ms" in s:
             other += f"; worker CPU {fmt(s['worker_cpu_ms'])} ms/lead"
+        if "db_cpu_ms" in s:
+            per = "lead" if "worker_cpu_ms" in s else "request"
+            other += f"; PostgreSQL {fmt(s['db_cpu_ms'])}, Redis {fmt(s['redis_cpu_ms'])} ms/{per}"
         lines.append(
             f"| {name} | {fmt(s.get('rps'))} | {fmt(s.get('p50_ms'))} | {fmt(s.get('p95_ms'))} |"
             f" {fmt(s.get('p99_ms'))} | {other} |"
