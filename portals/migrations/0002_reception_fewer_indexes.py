@@ -3,8 +3,11 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from leadmarket.migration_operations import AddIndexConcurrently
+
 
 class Migration(migrations.Migration):
+    atomic = False  # the index is built concurrently: receptions keep being written
 
     dependencies = [
         ('leads', '0007_unassigned_index_by_id'),
@@ -22,7 +25,7 @@ class Migration(migrations.Migration):
             name='replay_of',
             field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='replays', to='portals.reception'),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='reception',
             index=models.Index(condition=models.Q(('replay_of__isnull', False)), fields=['replay_of'], name='reception_replay_of_idx'),
         ),
