@@ -5,6 +5,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from time import monotonic
 from time import time as wall_clock
 
 from django.conf import settings
@@ -28,11 +29,14 @@ DISTRIBUTION_QUEUED_KEY = "leads:distribution-queued"
 # A run lost from the queue silences new requests for at most this long; the periodic run
 # (CELERY_BEAT_SCHEDULE "distribute-new-leads") distributes in the meantime.
 DISTRIBUTION_QUEUED_SECONDS = 60
-# How far the clocks of web and worker hosts may disagree (NTP keeps them within milliseconds).
+# How far the clocks of web and worker hosts may disagree (NTP keeps them within
+# milliseconds). A lead skipped by a run that started earlier still waits only for the next
+# run, which the next lead after the margin queues (or the periodic run).
 CLOCK_MARGIN_SECONDS = 0.1
-# When the queued run this process knows of starts: until shortly before then, a lead
-# committed here is read by that run and needs no request of its own (no Redis round trip).
-_known_run_starts_at = 0.0
+# Until then (this process's monotonic clock, which no step of the wall clock moves), a
+# queued run that has not started yet will read the leads committed here: they need no
+# request of their own (no Redis round trip).
+_skip_requests_until = 0.0
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ def create_lead(
     if lead.status == LeadStatus.NEW and portal.duplicate_window_days:
         check_since = now - timedelta(days=portal.duplicate_window_days)
     if connection.vendor == "postgresql":
-        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+        in_transaction = connection.in_atomic_block or not connection.get_autocommit()
+        with transaction.atomic() if in_transaction else contextlib.nullcontext():
             _insert_lead(lead, check_since=check_since, companion=companion)
     else:  # SQLite (development): no data-modifying CTE, so two statements in a transaction
         with transaction.atomic():
@@ -219,11 +224,12 @@ def request_distribution() -> None:
     Failures are logged, never raised: the periodic run picks up what a broker or cache
     outage left behind.
     """
-    global _known_run_starts_at
-    now = wall_clock()
-    if now < _known_run_starts_at - CLOCK_MARGIN_SECONDS:
+    global _skip_requests_until
+    if monotonic() < _skip_requests_until:
         return
+    now = wall_clock()
     starts_at = now + settings.DISTRIBUTION_DELAY_SECONDS
+    task = _distribute_new_leads_task()
     try:
         # Read first: most leads find a run queued (one round trip, also while it is overdue).
         queued = cache.get(DISTRIBUTION_QUEUED_KEY)
@@ -232,19 +238,24 @@ def request_distribution() -> None:
         logger.warning("distribution flag unavailable; queueing a run", exc_info=True)
         queued, first = None, True
     if first:
-        if not try_enqueue(_distribute_new_leads_task(), countdown=settings.DISTRIBUTION_DELAY_SECONDS):
+        if not try_enqueue(task, countdown=settings.DISTRIBUTION_DELAY_SECONDS):
+            # A process that read the flag meanwhile skips for one delay; the next run reads its leads.
             with contextlib.suppress(Exception):
                 cache.delete(DISTRIBUTION_QUEUED_KEY)
             return
         queued = starts_at
-    if isinstance(queued, float):
-        _known_run_starts_at = queued
+    # Runs in this process at once (tasks without a broker) have read everything already.
+    if isinstance(queued, float) and not task.app.conf.task_always_eager:
+        # At most one delay ahead: a flag written by a host whose clock runs fast must not
+        # silence this process for longer.
+        ahead = min(queued - now, settings.DISTRIBUTION_DELAY_SECONDS) - CLOCK_MARGIN_SECONDS
+        _skip_requests_until = monotonic() + ahead
 
 
 def forget_queued_run() -> None:
     """Drops what this process knows of the queued run (tests: it outlives their cache)."""
-    global _known_run_starts_at
-    _known_run_starts_at = 0.0
+    global _skip_requests_until
+    _skip_requests_until = 0.0
 
 
 def distribution_started() -> None:

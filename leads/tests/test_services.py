@@ -10,6 +10,7 @@ from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from leadmarket.celery import app as celery_app
 from leads import distribution, services, tasks
 from leads.models import Lead, LeadStatus, Offer
 from leads.standard import normalize_lead
@@ -136,9 +137,10 @@ def queued_runs(monkeypatch):
 
 @pytest.fixture
 def clock(monkeypatch):
-    """The wall clock `request_distribution` reads, set by the test."""
+    """The wall and monotonic clocks `request_distribution` reads, set by the test."""
     now = [1_800_000_000.0]
     monkeypatch.setattr("leads.services.wall_clock", lambda: now[0])
+    monkeypatch.setattr("leads.services.monotonic", lambda: now[0])
     return now
 
 
@@ -198,6 +200,32 @@ def test_a_run_queued_by_another_process_is_read_once_then_trusted(queued_runs, 
     clock[0] = starts_at
     services.request_distribution()
     assert flag_requests == ["get", "get"]
+
+
+def test_a_flag_from_a_clock_far_ahead_silences_a_process_for_one_delay_at_most(queued_runs, clock, flag_requests):
+    cache.set(services.DISTRIBUTION_QUEUED_KEY, clock[0] + 3600, 60)
+
+    services.request_distribution()
+    clock[0] += settings.DISTRIBUTION_DELAY_SECONDS
+    services.request_distribution()
+
+    assert flag_requests == ["get", "get"]
+
+
+def test_runs_in_this_process_leave_nothing_to_skip_for(clock, django_capture_on_commit_callbacks):
+    celery_app.conf.task_always_eager = True  # no broker: the run happens inside the request
+    try:
+        subscribed_agency("10001")
+        portal, _ = make_portal()
+        with django_capture_on_commit_callbacks(execute=True):
+            first = store(portal, email="first@example.com")
+        clock[0] += 0.1
+        with django_capture_on_commit_callbacks(execute=True):
+            second = store(portal, email="second@example.com")
+    finally:
+        celery_app.conf.task_always_eager = False
+
+    assert Offer.objects.filter(lead__in=[first, second]).count() == 2
 
 
 def test_a_failed_enqueue_does_not_silence_the_next_lead(monkeypatch, caplog):
