@@ -1,6 +1,8 @@
 """Rate-limit counting on the real Redis cache: django-ratelimit's keys and windows, one
 command per event."""
 
+import time
+
 from django.core.cache import caches
 from django_ratelimit import ALL
 from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key
@@ -9,7 +11,8 @@ from leadmarket.api.ratelimit import Limit, hit, retry_after
 from leadmarket.cache import RedisCache
 
 
-def test_hits_count_in_a_window_that_expires_and_django_ratelimit_reads_the_same_count():
+def test_hits_count_in_a_window_that_expires_and_django_ratelimit_reads_the_same_count(monkeypatch):
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0)  # one window for every call below
     backend = caches["default"]
     assert isinstance(backend, RedisCache)  # the test settings point the cache at Redis
     limit = Limit("test-hits", "2/m")
