@@ -186,10 +186,10 @@ def _attached(companion: LeadCompanion, lead: Lead) -> models.Model:
     return companion.row
 
 
-def _duplicate_lock_key(zipcode: str, field: str, value: str) -> int:
+def _duplicate_lock_key(zipcode: str, contact_field: str, value: str) -> int:
     """A 32-bit key for (ZIP code, contact field, value): the same on every web server (not
     Python's per-process `hash`); two contacts sharing a key only wait for each other."""
-    digest = hashlib.blake2b(f"{zipcode}:{field}:{value}".encode(), digest_size=4).digest()
+    digest = hashlib.blake2b(f"{zipcode}:{contact_field}:{value}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
