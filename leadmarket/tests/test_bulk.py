@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils.translation import gettext_lazy
 
 from agencies.models import Agency, Notification, PushStatus
 from agencies.tests.factories import AgencyFactory
@@ -44,6 +45,25 @@ def test_copy_rows_calls_a_callable_default_for_each_row():
     first, second = (Notification.objects.get(pk=pk) for pk in ids)
     assert first.data == second.data == {}
     assert first.created_at < second.created_at  # called per row, not once for the batch
+
+
+def test_copy_rows_prepares_the_values_that_save_would_convert():
+    agency = AgencyFactory()
+    title = gettext_lazy("Offer expired")  # psycopg cannot send a lazy string: it is prepared to its text
+    rows = [
+        (str(agency.pk), "lead_offered", title, "b"),
+        (agency.pk, "lead_offered", "plain", "b"),
+        (agency.pk, "lead_offered", title, "b"),
+    ]
+
+    ids = copy_rows(Notification, ("agency_id", "kind", "title", "body"), rows)
+
+    stored = [Notification.objects.get(pk=pk) for pk in ids]
+    assert [(n.agency_id, n.title) for n in stored] == [
+        (agency.pk, "Offer expired"),
+        (agency.pk, "plain"),
+        (agency.pk, "Offer expired"),
+    ]
 
 
 def test_copy_rows_refuses_a_model_whose_values_come_from_pre_save():
