@@ -281,13 +281,18 @@ def _save_cursors(cursors: list[RotationCursor], *, now: datetime) -> None:
     if not cursors:
         return
     table = connection.ops.quote_name(RotationCursor._meta.db_table)
-    rows = ", ".join(["(%s, CAST(%s AS bigint), CAST(%s AS bigint))"] * len(cursors))
+    columns = [[c.zipcode for c in cursors], [c.last_agency_id for c in cursors], [c.offers_made for c in cursors]]
+    if connection.vendor == "postgresql":  # three arrays: no statement of a thousand parameters to parse
+        moved, params = "unnest(%s::varchar[], %s::bigint[], %s::bigint[])", columns
+    else:
+        moved = f"(VALUES {', '.join(['(%s, CAST(%s AS bigint), CAST(%s AS bigint))'] * len(cursors))})"
+        params = [value for row in zip(*columns, strict=True) for value in row]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH moved (zipcode, last_agency_id, offers_made) AS (VALUES {rows})"
+            f"WITH moved (zipcode, last_agency_id, offers_made) AS (SELECT * FROM {moved})"
             f" UPDATE {table} SET last_agency_id = moved.last_agency_id, offers_made = moved.offers_made,"
             f" updated_at = %s FROM moved WHERE {table}.zipcode = moved.zipcode",
-            [*(value for c in cursors for value in (c.zipcode, c.last_agency_id, c.offers_made)), now],
+            [*params, now],
         )
 
 
