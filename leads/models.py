@@ -132,7 +132,7 @@ class Offer(models.Model):
     """A lead offered to one agency; at most one offer per lead is live at a time.
 
     The foreign keys have no index of their own: each is the first column of an index below
-    (lead: one_offer_per_lead_and_agency, agency: offer_agency_recent_idx, subscription:
+    (lead: one_offer_per_lead_and_agency, agency: offer_agency_list_idx, subscription:
     offer_subscription_period_idx; assigned_by, rarely set: offer_assigned_by_idx), and every
     index costs an insert per offer made.
     """
@@ -182,8 +182,11 @@ class Offer(models.Model):
             ),
         ]
         indexes = [
-            # The agency's lead list, newest first.
-            models.Index(fields=["agency", "-offered_at", "-id"], name="offer_agency_recent_idx"),
+            # The agency's lead list, newest first. Visibility (status, expiry) is in the index,
+            # so the list's capped count is an index-only scan, not a scan of the table.
+            models.Index(
+                fields=["agency", "-offered_at", "-id"], include=["status", "expires_at"], name="offer_agency_list_idx"
+            ),
             # Cap accounting: offers of a subscription in its current period.
             models.Index(fields=["subscription", "offered_at"], name="offer_subscription_period_idx"),
             # The expiry sweep and the reminders only look at live offers.

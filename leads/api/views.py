@@ -46,7 +46,7 @@ class MobileLeadListView(AgencyAPIView, ListAPIView):
 
     serializer_class = MobileLeadSerializer
     filterset_class = MobileLeadFilter
-    pagination_class = KeysetPagination  # served by offer_agency_recent_idx, however deep
+    pagination_class = KeysetPagination  # served by offer_agency_list_idx, however deep
     row_columns = selectors.AGENCY_LEAD_COLUMNS
     queryset = Offer.objects.none()  # for the schema; requests use get_queryset
 

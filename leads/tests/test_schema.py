@@ -1,11 +1,14 @@
 """What the database itself guarantees about leads and offers (constraints, indexes)."""
 
+import json
+
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agencies.models import Notification
 from agencies.tests.factories import AgencyFactory
+from leads import selectors
 from leads.models import Lead, Offer, OfferStatus
 from leads.tests.factories import LeadFactory
 
@@ -34,3 +37,18 @@ def test_every_foreign_key_is_the_first_column_of_an_index(model):
     foreign_keys = {field.column for field in model._meta.concrete_fields if field.is_relation}
 
     assert foreign_keys - leading == set()
+
+
+def test_an_agency_counts_its_visible_leads_from_the_list_index_alone():
+    # The list's capped count (leadmarket.api.pagination.capped_count) reads only the index
+    # when visibility (status, expiry) is in it: no table rows for a big agency's 10,000.
+    agency = AgencyFactory()
+    visible = selectors.agency_leads(agency, now=timezone.now()).order_by().values("pk")
+    sql, params = visible.query.sql_with_params()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a test table is small enough to scan
+        cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT COUNT(*) FROM ({sql} LIMIT 10001) AS capped", params)
+        plan = json.dumps(cursor.fetchone()[0])
+
+    assert '"Node Type": "Index Only Scan"' in plan
+    assert '"Index Name": "offer_agency_list_idx"' in plan
