@@ -8,6 +8,7 @@ from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from agencies.models import Agency
 from portals.models import Reception
 
 from .models import Lead, LeadStatus, Offer, OfferStatus
@@ -63,8 +64,13 @@ def agency_lead(agency, *, lead_id: int, now: datetime) -> dict | None:
 def admin_leads() -> models.QuerySet:
     """Leads for the staff list: portal joined, agency of the live or accepted offer annotated.
     The API reads them as rows of ADMIN_LEAD_COLUMNS."""
-    return Lead.objects.select_related("portal").annotate(
-        current_agency_id=_current_offer("agency_id"), current_agency_name=_current_offer("agency__business_name")
+    # The name by the agency's primary key, not a second join of the offer to agencies: PostgreSQL
+    # hashed the whole agency table for that join on every row of the page.
+    agency_name = Agency.objects.filter(pk=OuterRef("current_agency_id")).values("business_name")
+    return (
+        Lead.objects.select_related("portal")
+        .annotate(current_agency_id=_current_offer("agency_id"))
+        .annotate(current_agency_name=Subquery(agency_name))
     )
 
 
