@@ -4,6 +4,7 @@ before and after side by side, optionally profiled.
     .venv/bin/python bench/redistribute.py                           # this checkout, 3 rounds
     .venv/bin/python bench/redistribute.py --baseline-dir /tmp/base  # alternating with another checkout
     .venv/bin/python bench/redistribute.py --profile /tmp/redis.prof # cProfile of one round
+    .venv/bin/python bench/redistribute.py --instructions 2000 --baseline-dir /tmp/base  # callgrind counts
 
 Reads the data `bench/generate.py` loaded (BENCH_DATABASE_URL, default leadmarket_bench).
 Each round first puts the backlog back (`RESET`: the offers and notifications made since
@@ -15,9 +16,11 @@ a child process with Django set up (DEBUG off). `bench/run.py` runs the same rou
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import generate  # the bench directory is on the path: run as a script, or imported by run.py
@@ -25,13 +28,13 @@ import generate  # the bench directory is on the path: run as a script, or impor
 ROOT = Path(__file__).resolve().parent.parent
 
 ROUND = r"""
-import cProfile, json, sys, time
+import cProfile, json, os, sys, time
 import django
 django.setup()
 from django.db import connection
 from django.utils import timezone
 from leads import distribution
-mark, profile = sys.argv[1], sys.argv[2]
+mark, profile, gate, limit = sys.argv[1:5]
 with connection.cursor() as c:
     c.execute("DELETE FROM agencies_notification WHERE kind = 'lead_offered' AND created_at >= %s", [mark])
     c.execute("DELETE FROM leads_offer o USING leads_lead l WHERE o.lead_id = l.id AND l.external_id LIKE 'gen-%%'"
@@ -41,18 +44,25 @@ with connection.cursor() as c:
     c.execute("SELECT count(*) FROM leads_lead WHERE status = 'unassigned'")
     backlog = c.fetchone()[0]
     c.execute("VACUUM ANALYZE leads_lead, leads_offer, agencies_notification, leads_rotationcursor")
+if gate:  # counting instructions: warm up, then wait until the counting is switched on
+    distribution.retry_unassigned(now=timezone.now(), limit=1000)
+    print("READY", flush=True)
+    while not os.path.exists(gate):
+        time.sleep(0.05)
 profiler = cProfile.Profile() if profile else None
 started, cpu = time.perf_counter(), time.process_time()
 if profiler:
     profiler.enable()
-summary = distribution.redistribute_leads(now=timezone.now())
+summary = distribution.redistribute_leads(now=timezone.now(), limit=int(limit) or None)
 if profiler:
     profiler.disable()
     profiler.dump_stats(profile)
 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
 print(json.dumps({"backlog": backlog, "examined": summary.examined, "offered": summary.offered,
                   "unassigned": summary.unassigned, "seconds": round(seconds, 2),
-                  "python_cpu_s": round(cpu, 2), "leads_per_s": round(summary.examined / seconds, 1)}))
+                  "python_cpu_s": round(cpu, 2), "leads_per_s": round(summary.examined / seconds, 1)}), flush=True)
+while gate and os.path.exists(gate):  # until the counting is switched off
+    time.sleep(0.05)
 """
 
 
@@ -72,11 +82,39 @@ def environment(database_url: str, redis_url: str, app_dir: Path) -> dict:
 def run_round(env: dict, mark: str, *, app_dir: Path = ROOT, profile: str = "") -> dict:
     """One reset and timed run in a child process of `app_dir`'s code."""
     out = subprocess.run(
-        [sys.executable, "-c", ROUND, mark, profile], env=env, cwd=app_dir, capture_output=True, text=True
+        [sys.executable, "-c", ROUND, mark, profile, "", "0"], env=env, cwd=app_dir, capture_output=True, text=True
     )
     if out.returncode:
         raise SystemExit(f"redistribution round failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def count_instructions(env: dict, mark: str, *, app_dir: Path, leads: int) -> dict:
+    """One reset and a run over `leads` leads under callgrind, counting only that run: the
+    Python process's instructions per lead, the same count however busy the machine is
+    (PostgreSQL's work is not in it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        gate, counts = Path(tmp, "gate"), Path(tmp, "callgrind.out")
+        child = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={counts}",
+             sys.executable, "-c", ROUND, mark, "", str(gate), str(leads)],
+            env=env, cwd=app_dir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+
+        def switch(state: str) -> None:
+            subprocess.run(["callgrind_control", "-i", state, str(child.pid)], check=True, capture_output=True)
+
+        while (line := child.stdout.readline()) and line.strip() != "READY":
+            pass
+        switch("on")
+        gate.touch()
+        result = json.loads(child.stdout.readline())
+        switch("off")
+        gate.unlink()
+        if child.wait():
+            raise SystemExit("redistribution under callgrind failed")
+        total = int(re.search(r"^totals: (\d+)", counts.read_text(), re.MULTILINE).group(1))
+    return {**result, "instructions_per_lead": total // result["examined"]}
 
 
 def main() -> None:
@@ -84,6 +122,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline-dir", type=Path, help="another checkout, run alternating with this one")
     parser.add_argument("--profile", default="", help="write a cProfile of one round of this checkout here")
+    parser.add_argument(
+        "--instructions", type=int, metavar="LEADS", help="Python instructions per lead over LEADS leads (valgrind)"
+    )
     args = parser.parse_args()
     database_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/leadmarket_bench")
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
@@ -91,6 +132,11 @@ def main() -> None:
     checkouts = {"now": ROOT, **({"baseline": args.baseline_dir.resolve()} if args.baseline_dir else {})}
     if args.profile:
         print(json.dumps(run_round(environment(database_url, redis_url, ROOT), mark, profile=args.profile)))
+        return
+    if args.instructions:
+        for name, app_dir in checkouts.items():
+            env = environment(database_url, redis_url, app_dir)
+            print(f"{name}: {json.dumps(count_instructions(env, mark, app_dir=app_dir, leads=args.instructions))}")
         return
     results: dict[str, list[dict]] = {name: [] for name in checkouts}
     for round_number in range(args.rounds):
