@@ -52,3 +52,16 @@ def test_an_agency_counts_its_visible_leads_from_the_list_index_alone():
 
     assert '"Node Type": "Index Only Scan"' in plan
     assert '"Index Name": "offer_agency_list_idx"' in plan
+
+
+def test_staff_count_the_leads_of_a_zipcode_and_status_from_the_list_index_alone():
+    leads = Lead.objects.filter(zipcode="10001", status="accepted").order_by().values("pk")
+    sql, params = leads.query.sql_with_params()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT COUNT(*) FROM ({sql} LIMIT 10001) AS capped", params)
+        plan = json.dumps(cursor.fetchone()[0])
+
+    assert '"Node Type": "Index Only Scan"' in plan
+    assert '"Index Name": "lead_zipcode_list_idx"' in plan
