@@ -33,11 +33,6 @@ DISTRIBUTION_QUEUED_SECONDS = 60
 # milliseconds). A lead skipped by a run that started earlier still waits only for the next
 # run, which the next lead after the margin queues (or the periodic run).
 CLOCK_MARGIN_SECONDS = 0.1
-# A run that is due, or overdue (the worker is behind), may start at any moment: a process
-# that found it still queued reads the flag again after this long, not for every lead. A lead
-# committed meanwhile that the run started too early to read waits this much longer, for the
-# run that the next lead queues (or the periodic run).
-DUE_RUN_RECHECK_SECONDS = 0.1
 # Until then (this process's monotonic clock, which no step of the wall clock moves), a
 # queued run that has not started yet will read the leads committed here: they need no
 # request of their own (no Redis round trip).
@@ -225,8 +220,7 @@ def request_distribution() -> None:
     reads), so a lead committed before this call is either taken by the queued run (the
     flag is still there) or, if that run already started, gets a new one. Once this process
     knows when the queued run starts (it queued it, or read the flag), it skips the flag
-    until shortly before then; while the run is due, it reads the flag at most every
-    DUE_RUN_RECHECK_SECONDS.
+    until shortly before then.
     Failures are logged, never raised: the periodic run picks up what a broker or cache
     outage left behind.
     """
@@ -255,7 +249,7 @@ def request_distribution() -> None:
         # At most one delay ahead: a flag written by a host whose clock runs fast must not
         # silence this process for longer.
         ahead = min(queued - now, settings.DISTRIBUTION_DELAY_SECONDS) - CLOCK_MARGIN_SECONDS
-        _skip_requests_until = monotonic() + max(ahead, DUE_RUN_RECHECK_SECONDS)
+        _skip_requests_until = monotonic() + ahead
 
 
 def forget_queued_run() -> None:
