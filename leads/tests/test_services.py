@@ -188,6 +188,18 @@ def test_a_lead_shortly_before_the_queued_run_starts_asks_again(queued_runs, clo
     assert len(queued_runs) == 2
 
 
+def test_a_lead_committed_after_a_due_run_started_queues_the_next_run(queued_runs, clock, flag_requests):
+    services.request_distribution()
+    clock[0] += settings.DISTRIBUTION_DELAY_SECONDS + 1  # the run is due, the worker is behind
+    services.request_distribution()  # still queued: that run will read this lead
+
+    services.distribution_started()  # the run starts at any moment after that read
+    clock[0] += 0.02
+    services.request_distribution()
+
+    assert len(queued_runs) == 2  # not left to the periodic run
+
+
 def test_a_run_queued_by_another_process_is_read_once_then_trusted(queued_runs, clock, flag_requests):
     starts_at = clock[0] + 0.4
     cache.set(services.DISTRIBUTION_QUEUED_KEY, starts_at, 60)  # another web process queued it
