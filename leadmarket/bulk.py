@@ -60,10 +60,11 @@ def copy_rows(model, names: Sequence[str], rows: list[tuple]) -> list[int]:
 
 _NOTHING = object()
 
-# Fields (and the keys of foreign keys) whose values Model.save sends to PostgreSQL unchanged
-# when they are None or of this type: their preparation only converts other types. Most
-# columns of a batch's rows (ids, texts) are such values, and preparing each one cost more
-# than copying it.
+# Fields (and the keys of foreign keys) whose values COPY can write as they are when they are
+# None or of exactly this type: Django's preparation converts other types, and at most wraps
+# these (integers in psycopg's Int2/Int4/Int8, written as the same digits in COPY's text
+# rows). Most columns of a batch's rows (ids, texts) are such values, and preparing each one
+# cost more than copying it.
 _SENT_UNCHANGED = {
     models.CharField: str,
     models.TextField: str,

@@ -49,21 +49,16 @@ def test_copy_rows_calls_a_callable_default_for_each_row():
 
 def test_copy_rows_prepares_the_values_that_save_would_convert():
     agency = AgencyFactory()
-    title = gettext_lazy("Offer expired")  # psycopg cannot send a lazy string: it is prepared to its text
-    rows = [
-        (str(agency.pk), "lead_offered", title, "b"),
-        (agency.pk, "lead_offered", "plain", "b"),
-        (agency.pk, "lead_offered", title, "b"),
-    ]
+    title = gettext_lazy("Offer expired")  # psycopg cannot send a lazy string: prepared to its text
+    names = ("agency_id", "kind", "title", "body", "push_attempts")
+    # True in an integer column: prepared to 1 (sent as is, COPY would write "t" and fail).
+    rows = [(agency.pk, "lead_offered", title, "b", True), (agency.pk, "lead_offered", "plain", "b", 2)]
+    rows.append(rows[0])  # the same objects again after a plain row: prepared again
 
-    ids = copy_rows(Notification, ("agency_id", "kind", "title", "body"), rows)
+    ids = copy_rows(Notification, names, rows)
 
     stored = [Notification.objects.get(pk=pk) for pk in ids]
-    assert [(n.agency_id, n.title) for n in stored] == [
-        (agency.pk, "Offer expired"),
-        (agency.pk, "plain"),
-        (agency.pk, "Offer expired"),
-    ]
+    assert [(n.title, n.push_attempts) for n in stored] == [("Offer expired", 1), ("plain", 2), ("Offer expired", 1)]
 
 
 def test_copy_rows_refuses_a_model_whose_values_come_from_pre_save():
