@@ -41,12 +41,18 @@ def ok(data=None, *, message: str | None = None, status: int = 200, headers=None
     return response
 
 
+# As DRF's JSONRenderer writes it (compact, UTF-8), for responses built outside DRF.
+_JSON_PARAMS = {"separators": (",", ":"), "ensure_ascii": False}
+
+
 def failure_response(status: int, message: str, errors: dict | None = None, headers=None) -> JsonResponse:
-    """An enveloped error for code that runs outside DRF (middleware, Django handlers)."""
-    response = JsonResponse(failure_body(message, errors), status=status, json_dumps_params={"separators": (",", ":")})
-    for name, value in (headers or {}).items():
-        response[name] = value
-    return response
+    """An enveloped error for code that runs outside DRF (middleware, Django handlers, the webhook)."""
+    return JsonResponse(failure_body(message, errors), status=status, headers=headers, json_dumps_params=_JSON_PARAMS)
+
+
+def success_response(data, message: str, status: int = 200) -> JsonResponse:
+    """An enveloped success for code that runs outside DRF (the webhook)."""
+    return JsonResponse(success_body(data, message), status=status, json_dumps_params=_JSON_PARAMS)
 
 
 class EnvelopeRenderer(JSONRenderer):

@@ -38,6 +38,13 @@ def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or "non_field_errors": [str(message) for message in messages]}
 
 
+def database_unavailable(exc: Exception) -> tuple[int, str, None, dict]:
+    """The failure answered when the database cannot be reached: 503, retry later."""
+    logger.error("database unavailable: %s", exc)
+    headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+    return status.HTTP_503_SERVICE_UNAVAILABLE, "Service temporarily unavailable, retry later.", None, headers
+
+
 def _response(status_code: int, message: str, errors=None, headers=None) -> Response:
     response = Response(failure_body(message, errors), status=status_code, headers=headers)
     response.exception = True
@@ -60,12 +67,7 @@ def envelope_exception_handler(exc, context):
         # A filter or field value the database cannot hold (an id beyond bigint, say).
         return _response(status.HTTP_400_BAD_REQUEST, "A value is out of range.")
     if isinstance(exc, OperationalError | InterfaceError):
-        logger.error("database unavailable: %s", exc)
-        return _response(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "Service temporarily unavailable, retry later.",
-            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
-        )
+        return _response(*database_unavailable(exc))
     if isinstance(exc, exceptions.ValidationError):
         return _response(exc.status_code, "Invalid input.", flatten_errors(exc.detail))
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):

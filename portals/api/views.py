@@ -1,5 +1,7 @@
 import django_filters
+from django.db import InterfaceError, OperationalError
 from django.db.models import Prefetch
+from django.http import JsonResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import ValidationError
@@ -8,7 +10,8 @@ from rest_framework.response import Response
 
 from leadmarket.api.access import PublicAPIView, StaffAPIView
 from leadmarket.api.client import client_ip
-from leadmarket.api.envelope import failure_body, ok
+from leadmarket.api.envelope import failure_body, failure_response, ok, success_response
+from leadmarket.api.exceptions import database_unavailable
 from leadmarket.api.inputs import validated
 from leadmarket.api.pagination import PageNumberPagination
 from leadmarket.api.schema import ERROR
@@ -41,10 +44,24 @@ class AlwaysJson(BaseContentNegotiation):
 
 
 class WebhookView(PublicAPIView):
-    """POST /api/webhooks/<portal_code>: the entry of every lead."""
+    """POST /api/webhooks/<portal_code>: the entry of every lead.
+
+    A POST is answered without DRF's request wrapper, content negotiation and renderer: the
+    pipeline reads its own body, authenticates by portal key and counts its own rate, so
+    they would only cost time (about a sixth of the webhook's CPU). The answer is the same
+    envelope. Other methods go through DRF (an enveloped 405; OPTIONS).
+    """
 
     content_negotiation_class = AlwaysJson
     throttle_classes: list = []  # each portal has its own limit, counted after authentication
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method != "POST":
+            return super().dispatch(request, *args, **kwargs)
+        try:
+            return self.post(request, *args, **kwargs)
+        except (OperationalError, InterfaceError) as exc:
+            return failure_response(*database_unavailable(exc))
 
     @extend_schema(
         request={"application/json": dict, "application/x-www-form-urlencoded": dict},
@@ -63,15 +80,11 @@ class WebhookView(PublicAPIView):
         auth=[{"portalApiKey": []}],
         summary="Receive a lead from a portal (X-API-Key header; body mapped by the portal's configuration)",
     )
-    def post(self, request, portal_code: str):
+    def post(self, request, portal_code: str) -> JsonResponse:
         outcome = handle_webhook(request, portal_code)
         if outcome.status_code >= 400:
-            response = Response(
-                failure_body(outcome.message, outcome.errors), status=outcome.status_code, headers=outcome.headers
-            )
-            response.exception = True
-            return response
-        return ok(outcome.data, message=outcome.message, status=outcome.status_code)
+            return failure_response(outcome.status_code, outcome.message, outcome.errors, outcome.headers)
+        return success_response(outcome.data, outcome.message, outcome.status_code)
 
 
 def _portals():

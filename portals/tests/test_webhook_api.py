@@ -442,6 +442,29 @@ def test_database_down_is_503_with_retry_after(api_client, portal_key, monkeypat
     assert response["Retry-After"]
 
 
+@pytest.mark.parametrize("method", ["get", "put", "delete"])
+def test_other_methods_are_an_enveloped_405_and_store_nothing(api_client, portal_key, method):
+    _, key = portal_key
+
+    response = getattr(api_client, method)(WEBHOOK.format("acme"), HTTP_X_API_KEY=key)
+
+    assert_failure(response, 405)
+    assert not Lead.objects.exists()
+    assert not Reception.objects.exists()
+
+
+def test_answers_are_compact_json_like_every_other_endpoint(api_client, portal_key):
+    _, key = portal_key
+
+    accepted = post_json(api_client, "acme", LEAD, key)
+    invalid = post_json(api_client, "acme", {**LEAD, "zipcode": "x"}, key)
+
+    for response in (accepted, invalid):
+        assert response["Content-Type"] == "application/json"
+        compact = json.dumps(response.json(), separators=(",", ":"), ensure_ascii=False).encode()
+        assert response.content == compact
+
+
 def test_an_unexpected_error_is_a_500_envelope_and_audited(api_client, portal_key, monkeypatch):
     _, key = portal_key
 
