@@ -166,10 +166,19 @@ def probe(ext):
     return client.post("/api/webhooks/bench", data=json.dumps(body), content_type="application/json",
                        headers={"X-API-Key": args["key"]})
 probe("probewarm" + args["run"])
-with CaptureQueriesContext(connection) as q:
+pipelines = []  # per statement: the psycopg pipeline it was sent in (one round trip), or None
+def note_pipeline(execute, sql, params, many, context):
+    pipelines.append(connection.connection._pipeline)
+    return execute(sql, params, many, context)
+with CaptureQueriesContext(connection) as q, connection.execute_wrapper(note_pipeline):
     response = probe("probe" + args["run"])
 assert response.status_code == 201, response.content
-out["ingest_queries"] = [x["sql"] for x in q.captured_queries]
+# The statements of each round trip (message): a pipeline's statements travel together.
+out["ingest_messages"] = []
+for i, (x, pipeline) in enumerate(zip(q.captured_queries, pipelines, strict=True)):
+    if pipeline is None or i == 0 or pipelines[i - 1] is not pipeline:
+        out["ingest_messages"].append([])
+    out["ingest_messages"][-1].append(x["sql"])
 def count(path, token):
     with CaptureQueriesContext(connection) as q:
         r = client.get(path, headers={"Authorization": "Bearer " + token})
@@ -193,31 +202,31 @@ print(json.dumps(out, default=str))
 """
 
 
-def pgbench_script(queries: list[str], run: str, zipcode: str) -> str:
-    """The probe's ingest, message for message, with its literals replaced by per-transaction
-    values. The statements of one message are joined with `\\;`, so that pgbench (simple
-    protocol, like the app's client-side binding) sends them together, as one implicit
-    transaction when no BEGIN precedes them, as the app does."""
-    import sqlparse
-
+def pgbench_script(messages: list[list[str]], run: str, zipcode: str) -> str:
+    """The probe's ingest, round trip for round trip, with its literals replaced by
+    per-transaction values. Run with `-M prepared`, as the app prepares them; the statements
+    of one round trip go in one pipeline, which is one implicit transaction when no BEGIN
+    precedes it, as in the app."""
     # n makes each external id and email new (a collision with an earlier run's lead would
     # abort pgbench); k is the duplicate lock's key, z the ZIP code.
     lines = ["\\set n random(1, 9000000000000000000)", "\\set k random(-2147483648, 2147483647)",
              "\\set z random(1, 99999)"]  # fmt: skip
     zip_expr = "lpad(:z::text, 5, '0')"
-    for sql in queries:
-        if sql.startswith(("SAVEPOINT", "RELEASE")):
-            continue
-        # The duplicate window (30 days for the bench portal), then every other timestamp.
-        sql = re.sub(r"received_at >= '[^']+'(::timestamptz)?", "received_at >= now() - interval '30 days'", sql)
-        sql = re.sub(r"'\d{4}-\d\d-\d\d[ T][0-9:.+-]+'(::timestamptz)?", "now()", sql)
-        # The duplicate lock's key is a hash of (ZIP code, email): per transaction, a random one.
-        sql = re.sub(r"pg_advisory_xact_lock\((\d+),\s*-?\d+\)", r"pg_advisory_xact_lock(\1, :k)", sql)
-        sql = sql.replace(f"'probe{run}@bench.example'", "(:client_id || '-' || :n || '@pgbench.example')")
-        sql = sql.replace(f"'probe{run}'", "('pgb-' || :client_id || '-' || :n)")
-        sql = sql.replace(f"'{zipcode}'", zip_expr)
-        statements = [statement.rstrip(";") for statement in sqlparse.split(sql)]
-        lines.append(" \\; ".join(statements).replace("\n", " ") + ";")
+    for message in messages:
+        statements = []
+        for sql in message:
+            if sql.startswith(("SAVEPOINT", "RELEASE")):
+                continue
+            # The duplicate window (30 days for the bench portal), then every other timestamp.
+            sql = re.sub(r"received_at >= '[^']+'(::timestamptz)?", "received_at >= now() - interval '30 days'", sql)
+            sql = re.sub(r"'\d{4}-\d\d-\d\d[ T][0-9:.+-]+'(::timestamptz)?", "now()", sql)
+            # The duplicate lock's key is a hash of (ZIP code, email): per transaction, a random one.
+            sql = re.sub(r"advisory_xact_lock\((\d+)(::int)?, -?\d+(::int)?\)", r"advisory_xact_lock(\1, :k)", sql)
+            sql = sql.replace(f"'probe{run}@bench.example'", "(:client_id || '-' || :n || '@pgbench.example')")
+            sql = sql.replace(f"'probe{run}'", "('pgb-' || :client_id || '-' || :n)")
+            sql = sql.replace(f"'{zipcode}'", zip_expr)
+            statements.append(sql.replace("\n", " ") + ";")
+        lines += ["\\startpipeline", *statements, "\\endpipeline"] if len(statements) > 1 else statements
     return "\n".join(lines) + "\n"
 
 
@@ -399,7 +408,7 @@ def pgbench(url: str, script: str, *, clients: int, duration: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ingest.sql"
         path.write_text(script)
-        command = ["pgbench", "-n", "-M", "simple", f"-c{clients}", "-j2", f"-T{duration}", "-f", str(path), "-l",
+        command = ["pgbench", "-n", "-M", "prepared", f"-c{clients}", "-j2", f"-T{duration}", "-f", str(path), "-l",
                    "--log-prefix", str(Path(tmp) / "log"), url]  # fmt: skip
         out = subprocess.run(command, capture_output=True, text=True, cwd=tmp)
         if out.returncode:
@@ -581,18 +590,18 @@ def main() -> None:
     setup = django(
         env, SETUP.replace("ARGS", repr(json.dumps({"key": key, "zip": hot_zip, "run": tag, "lists": lists})))
     )
-    results["ingest_sql"] = setup["ingest_queries"]
-    import sqlparse
-
-    messages = [q for q in setup["ingest_queries"] if not q.startswith(("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT"))]
+    results["ingest_sql"] = setup["ingest_messages"]
+    transaction_control = ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")
+    messages = [[q for q in m if not q.startswith(transaction_control)] for m in setup["ingest_messages"]]
+    messages = [m for m in messages if m]
     results["queries_per_request"] = {
         "webhook_ingest": len(messages),
-        "webhook_ingest_statements": sum(len(sqlparse.split(q)) for q in messages),
+        "webhook_ingest_statements": sum(map(len, messages)),
         **setup["list_queries"],
     }
     results["explain"] = setup["explain"]
     results["list_rows"] = {k: setup[k] for k in ("mobile_rows", "admin_rows", "admin_filtered_rows")}
-    pgb = pgbench_script(setup["ingest_queries"], tag, hot_zip)
+    pgb = pgbench_script(setup["ingest_messages"], tag, hot_zip)
     results["pgbench_script"] = pgb
 
     lua = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115 (removed in finally)
@@ -818,7 +827,9 @@ def markdown(r: dict) -> str:
     lines += ["", "## Correctness", "", f"Queries per request (Django's counter): {r['queries_per_request']}", ""]
     lines += [f"- {json.dumps(c)}" for c in r["checks"]]
     lines += ["", f"All checks passed: {all(c['ok'] for c in r['checks'])}", "", "## Ingest SQL (probe)", "", "```sql"]
-    lines += r["ingest_sql"] + ["```", "", "## EXPLAIN (first pages)", ""]
+    for number, message in enumerate(r["ingest_sql"], 1):
+        lines += [f"-- round trip {number}: {len(message)} statement(s), prepared, sent in one pipeline", *message]
+    lines += ["```", "", "## EXPLAIN (first pages)", ""]
     for name, plan in r["explain"].items():
         lines += [f"### {name}", "", "```", plan, "```", ""]
     return "\n".join(lines) + "\n"

@@ -97,6 +97,9 @@ if DATABASES["default"]["ENGINE"].endswith(".postgresql"):
     # Persistent connections: no connect per request under gunicorn or Celery.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Django's cursors bind on the client and never prepare; the webhook's ingest asks for
+    # prepared statements (leadmarket/prepared.py), which psycopg refuses while this is None.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 else:
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -10,9 +10,10 @@ from time import time as wall_clock
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.models import Q
 
+from leadmarket import prepared
 from leadmarket.bulk import insert_fields, insert_one, insert_params, saved
 from leadmarket.celery import try_enqueue
 
@@ -77,6 +78,7 @@ def create_lead(
         idempotency_key=idempotency_key,
         **values,
     )
+    connection = connections[DEFAULT_DB_ALIAS]  # the wrapper itself, not the thread-local proxy
     check_since = None
     if lead.status == LeadStatus.NEW and portal.duplicate_window_days:
         check_since = now - timedelta(days=portal.duplicate_window_days)
@@ -90,7 +92,7 @@ def create_lead(
             if companion:
                 insert_one(_attached(companion, lead))
     if lead.status == LeadStatus.NEW:
-        transaction.on_commit(request_distribution)
+        connection.on_commit(request_distribution)
     return lead
 
 
@@ -105,6 +107,9 @@ _ORIGINAL_BRANCH = (
 )
 
 
+_DUPLICATE_LOCK = "SELECT pg_advisory_xact_lock(%s::int, %s::int)"
+
+
 def _insert_lead(lead: Lead, *, check_since: datetime | None, companion: LeadCompanion | None) -> None:
     """Inserts `lead` (and, on PostgreSQL, `companion`) in one round trip. With `check_since`,
     the lead is stored as `duplicate` of the earliest matching lead since then, if any.
@@ -115,6 +120,7 @@ def _insert_lead(lead: Lead, *, check_since: datetime | None, companion: LeadCom
     taken in key order (no deadlock), and the insert is a later statement of the same
     transaction, so its snapshot sees a lead committed by the previous holder.
     """
+    connection = connections[DEFAULT_DB_ALIAS]
     branches, params, lock_keys = [], [], []
     for name in ("phone", "email") if check_since else ():
         if value := getattr(lead, name):
@@ -141,18 +147,14 @@ def _insert_lead(lead: Lead, *, check_since: datetime | None, companion: LeadCom
         insert = "SELECT id, status, duplicate_of_id, (SELECT id FROM companion) FROM new_lead"
         params += companion_params
     statement = f"WITH {', '.join(ctes)} {insert}" if ctes else insert
-    with connection.cursor() as cursor:
-        if lock_keys and connection.vendor == "postgresql":
-            # Statements in one execute need client-side binding (the default).
-            lock_keys = sorted(set(lock_keys))
-            locks = "".join("SELECT pg_advisory_xact_lock(%s, %s); " for _ in lock_keys)
-            lock_params = [part for key in lock_keys for part in (DUPLICATE_LOCK_NAMESPACE, key)]
-            cursor.execute(locks + statement, [*lock_params, *params])
-            for _ in lock_keys:
-                cursor.nextset()
-        else:
+    if connection.vendor == "postgresql":
+        # The locks and the insert in one round trip, prepared once per connection.
+        locks = [(_DUPLICATE_LOCK, [DUPLICATE_LOCK_NAMESPACE, key]) for key in sorted(set(lock_keys))]
+        pk, lead.status, lead.duplicate_of_id, *companion_pk = prepared.fetch_one([*locks, (statement, params)])
+    else:
+        with connection.cursor() as cursor:
             cursor.execute(statement, params)
-        pk, lead.status, lead.duplicate_of_id, *companion_pk = cursor.fetchone()
+            pk, lead.status, lead.duplicate_of_id, *companion_pk = cursor.fetchone()
     saved(lead, pk)
     if companion:
         saved(_attached(companion, lead), companion_pk[0])
@@ -160,6 +162,7 @@ def _insert_lead(lead: Lead, *, check_since: datetime | None, companion: LeadCom
 
 def _companion_insert(companion: LeadCompanion) -> tuple[str, list]:
     """The INSERT of the companion's row as a CTE after `new_lead`, and its parameters."""
+    connection = connections[DEFAULT_DB_ALIAS]
     model = type(companion.row)
     fields, columns = insert_fields(model)
     values, params = [], []

@@ -49,11 +49,10 @@ _COUNT = Script(
 )
 
 
-def _redis_hit(limit: Limit, value: str) -> dict | None:
+def _redis_hit(backend: RedisCache, limit: Limit, value: str) -> dict | None:
     """Counts one event with django-ratelimit's key and window, in one Redis command."""
     count_limit, period = _split_rate(limit.rate)
     window = _get_window(value, period)
-    backend = caches["default"]
     key = backend.make_and_validate_key(_make_cache_key(limit.group, window, limit.rate, value, ALL))
     try:
         count = _COUNT(keys=[key], args=[period + EXPIRATION_FUDGE], client=backend._cache.get_client(key, write=True))
@@ -70,8 +69,8 @@ def _redis_hit(limit: Limit, value: str) -> dict | None:
 
 def hit(request, limit: Limit, value: str) -> int | None:
     """Counts one event for `value`; seconds to wait when that went over the limit."""
-    if isinstance(caches["default"], RedisCache):
-        usage = _redis_hit(limit, value)
+    if isinstance(backend := caches["default"], RedisCache):
+        usage = _redis_hit(backend, limit, value)
     else:
         usage = _usage(request, limit, value, increment=True)
     if usage and usage["should_limit"] and usage["time_left"] >= 0:

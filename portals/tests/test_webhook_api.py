@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
+from psycopg import pq
 
 from leads.models import Lead, LeadStatus
 from portals.models import Reception, ReceptionOutcome
@@ -516,21 +517,33 @@ def test_every_outcome_leaves_a_reception_row(api_client, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_ingest_is_one_statement_without_a_transaction_round_trip(api_client, portal_key, monkeypatch):
+def test_the_ingest_is_one_prepared_pipeline_without_a_transaction_round_trip(api_client, portal_key, monkeypatch):
     monkeypatch.setattr("leads.tasks.distribute_new_leads.apply_async", lambda **kwargs: None)  # no real broker
     _, key = portal_key
     assert_success(post_json(api_client, "acme", LEAD, key), 201)  # loads the portal into the process cache
+    pipelined = []
 
-    with CaptureQueriesContext(connection) as queries:
+    def record(execute, sql, params, many, context):
+        pipelined.append(connection.connection.pgconn.pipeline_status == pq.PipelineStatus.ON)
+        return execute(sql, params, many, context)
+
+    with CaptureQueriesContext(connection) as queries, connection.execute_wrapper(record):
         data = assert_success(post_json(api_client, "acme", LEAD | {"external_id": "2", "email": "b@x.com"}, key), 201)
 
     # The duplicate locks of (ZIP code, phone) and (ZIP code, email), then the lead's insert
-    # (with its duplicate check) and the reception's, in one message: its own transaction,
-    # no BEGIN or COMMIT (Django logs those too). The same phone makes it a duplicate, and
-    # its reception says so.
-    assert [query["sql"][:29] for query in queries] == ["SELECT pg_advisory_xact_lock("]
-    assert "INSERT INTO leads_lead" in queries[0]["sql"]
-    assert 'INSERT INTO "portals_reception"' in queries[0]["sql"]
+    # (with its duplicate check) and the reception's, sent together in one pipeline: one
+    # round trip, its own transaction, no BEGIN or COMMIT (Django logs those too). The same
+    # phone makes it a duplicate, and its reception says so.
+    assert [query["sql"][:29] for query in queries] == ["SELECT pg_advisory_xact_lock("] * 2 + [
+        "WITH original AS (SELECT (SEL"
+    ]
+    assert pipelined == [True, True, True]
+    assert "INSERT INTO leads_lead" in queries[2]["sql"]
+    assert 'INSERT INTO "portals_reception"' in queries[2]["sql"]
     assert data["status"] == LeadStatus.DUPLICATE
     reception = Reception.objects.get(lead_id=data["lead_id"])
     assert (reception.outcome, reception.status_code, reception.portal.code) == ("duplicate_lead", 201, "acme")
+    # Prepared on this connection by the first lead: PostgreSQL parsed and planned it once.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s", ["WITH original AS%"])
+        assert len(cursor.fetchall()) == 1
