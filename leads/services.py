@@ -34,9 +34,14 @@ DISTRIBUTION_QUEUED_SECONDS = 60
 # milliseconds). A lead skipped by a run that started earlier still waits only for the next
 # run, which the next lead after the margin queues (or the periodic run).
 CLOCK_MARGIN_SECONDS = 0.1
+# A queued run that is due (or overdue: the worker is behind) may start at any moment. A
+# process that finds one asks again only after this long; the run's follow-up pass, which
+# starts this long (and the clock margin) after the run, reads the leads the process
+# committed meanwhile. Without it, every lead asked Redis for as long as the worker was behind.
+DISTRIBUTION_RECHECK_SECONDS = 0.1
 # Until then (this process's monotonic clock, which no step of the wall clock moves), a
-# queued run that has not started yet will read the leads committed here: they need no
-# request of their own (no Redis round trip).
+# queued run, or its follow-up, will read the leads committed here: they need no request
+# of their own (no Redis round trip).
 _skip_requests_until = 0.0
 
 
@@ -223,7 +228,8 @@ def request_distribution() -> None:
     reads), so a lead committed before this call is either taken by the queued run (the
     flag is still there) or, if that run already started, gets a new one. Once this process
     knows when the queued run starts (it queued it, or read the flag), it skips the flag
-    until shortly before then.
+    until shortly before then; when the run is due, for DISTRIBUTION_RECHECK_SECONDS, and
+    the run's follow-up pass reads what it commits meanwhile.
     Failures are logged, never raised: the periodic run picks up what a broker or cache
     outage left behind.
     """
@@ -252,7 +258,7 @@ def request_distribution() -> None:
         # At most one delay ahead: a flag written by a host whose clock runs fast must not
         # silence this process for longer.
         ahead = min(queued - now, settings.DISTRIBUTION_DELAY_SECONDS) - CLOCK_MARGIN_SECONDS
-        _skip_requests_until = monotonic() + ahead
+        _skip_requests_until = monotonic() + max(ahead, DISTRIBUTION_RECHECK_SECONDS)
 
 
 def forget_queued_run() -> None:
@@ -262,8 +268,12 @@ def forget_queued_run() -> None:
 
 
 def distribution_started() -> None:
-    """Called by a run before it reads: leads committed from now on queue another run."""
+    """Called by a run before it reads: leads committed from now on queue another run, and
+    the run's follow-up pass is queued (see DISTRIBUTION_RECHECK_SECONDS)."""
     try:
         cache.delete(DISTRIBUTION_QUEUED_KEY)
     except Exception:
         logger.warning("distribution flag unavailable", exc_info=True)
+    task = _distribute_new_leads_task()
+    if not task.app.conf.task_always_eager:  # no process skips the flag then
+        try_enqueue(task, countdown=DISTRIBUTION_RECHECK_SECONDS + CLOCK_MARGIN_SECONDS, follow_up=True)

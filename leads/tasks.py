@@ -13,9 +13,11 @@ from . import distribution, services
     retry_backoff=True,
     max_retries=5,
 )
-def distribute_new_leads() -> int:
-    """Queued after webhooks (`services.request_distribution`) and run periodically by beat."""
-    services.distribution_started()
+def distribute_new_leads(*, follow_up: bool = False) -> int:
+    """Queued after webhooks (`services.request_distribution`) and run periodically by beat;
+    a run queues its `follow_up` pass (`services.distribution_started`), which only reads."""
+    if not follow_up:
+        services.distribution_started()
     return distribution.distribute_new_leads()
 
 

@@ -185,19 +185,55 @@ def test_a_lead_shortly_before_the_queued_run_starts_asks_again(queued_runs, clo
     services.distribution_started()
     clock[0] = starts_at + 5
     services.request_distribution()
-    assert len(queued_runs) == 2
+    assert [run["kwargs"] for run in queued_runs] == [{}, {"follow_up": True}, {}]
 
 
-def test_a_lead_committed_after_a_due_run_started_queues_the_next_run(queued_runs, clock, flag_requests):
+def test_a_due_run_is_rechecked_at_most_every_recheck_interval(queued_runs, clock, flag_requests):
     services.request_distribution()
     clock[0] += settings.DISTRIBUTION_DELAY_SECONDS + 1  # the run is due, the worker is behind
     services.request_distribution()  # still queued: that run will read this lead
 
+    clock[0] += services.DISTRIBUTION_RECHECK_SECONDS / 2
+    services.request_distribution()  # not asked: the run, or its follow-up pass, reads it
+    assert flag_requests == ["get", "add", "get"]
+    clock[0] += services.DISTRIBUTION_RECHECK_SECONDS / 2
+    services.request_distribution()
+    assert flag_requests == ["get", "add", "get", "get"]
+    assert len(queued_runs) == 1
+
+
+def test_a_run_queues_a_follow_up_that_starts_after_the_recheck_interval(queued_runs, clock, flag_requests):
+    services.request_distribution()
+    clock[0] += settings.DISTRIBUTION_DELAY_SECONDS + 1
+    services.request_distribution()  # the run is due: this process stops asking for a while
+
     services.distribution_started()  # the run starts at any moment after that read
     clock[0] += 0.02
-    services.request_distribution()
+    services.request_distribution()  # not asked: the follow-up pass reads this lead
 
-    assert len(queued_runs) == 2  # not left to the periodic run
+    follow_up = queued_runs[1]
+    assert follow_up["kwargs"] == {"follow_up": True}
+    assert follow_up["countdown"] >= services.DISTRIBUTION_RECHECK_SECONDS + services.CLOCK_MARGIN_SECONDS
+    assert len(queued_runs) == 2
+    clock[0] += services.DISTRIBUTION_RECHECK_SECONDS
+    services.request_distribution()  # after the recheck: no flag, so a new run
+    assert [run["kwargs"] for run in queued_runs] == [{}, {"follow_up": True}, {}]
+
+
+def test_the_follow_up_pass_distributes_what_a_run_left_and_queues_nothing(queued_runs, clock):
+    subscribed_agency("10001")
+    portal, _ = make_portal()
+    store(portal)
+    services.request_distribution()
+    assert tasks.distribute_new_leads.run() == 1
+    late = store(portal, email="late@example.com")  # committed while its process skipped the flag
+    queued_before = len(queued_runs)
+
+    assert tasks.distribute_new_leads.run(**queued_runs[-1]["kwargs"]) == 1
+
+    late.refresh_from_db()
+    assert late.status == LeadStatus.OFFERED
+    assert len(queued_runs) == queued_before  # a follow-up has no follow-up of its own
 
 
 def test_a_run_queued_by_another_process_is_read_once_then_trusted(queued_runs, clock, flag_requests):
@@ -269,7 +305,7 @@ def test_the_queued_run_distributes_and_clears_the_flag(queued_runs, clock):
     assert cache.get(services.DISTRIBUTION_QUEUED_KEY) is None
     clock[0] += settings.DISTRIBUTION_DELAY_SECONDS
     services.request_distribution()
-    assert len(queued_runs) == 2  # the run cleared the flag
+    assert [run["kwargs"] for run in queued_runs] == [{}, {"follow_up": True}, {}]  # the run cleared the flag
 
 
 def test_distribute_new_leads_command_distributes_in_this_process():
