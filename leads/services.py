@@ -36,7 +36,7 @@ DISTRIBUTION_QUEUED_SECONDS = 60
 CLOCK_MARGIN_SECONDS = 0.1
 # A queued run that is due (or overdue: the worker is behind) may start at any moment. A
 # process that finds one asks again only after this long; the run's follow-up pass, which
-# starts this long (and the clock margin) after the run, reads the leads the process
+# starts this long (and the clock margins) after the run, reads the leads the process
 # committed meanwhile. Without it, every lead asked Redis for as long as the worker was behind.
 DISTRIBUTION_RECHECK_SECONDS = 0.1
 # Until then (this process's monotonic clock, which no step of the wall clock moves), a
@@ -234,7 +234,10 @@ def request_distribution() -> None:
     outage left behind.
     """
     global _skip_requests_until
-    if monotonic() < _skip_requests_until:
+    # Read before the flag: a skip counts from before the run could have seen it, however
+    # long this process then waits for Redis, the broker or the CPU.
+    checked_at = monotonic()
+    if checked_at < _skip_requests_until:
         return
     now = wall_clock()
     starts_at = now + settings.DISTRIBUTION_DELAY_SECONDS
@@ -258,7 +261,7 @@ def request_distribution() -> None:
         # At most one delay ahead: a flag written by a host whose clock runs fast must not
         # silence this process for longer.
         ahead = min(queued - now, settings.DISTRIBUTION_DELAY_SECONDS) - CLOCK_MARGIN_SECONDS
-        _skip_requests_until = monotonic() + max(ahead, DISTRIBUTION_RECHECK_SECONDS)
+        _skip_requests_until = checked_at + max(ahead, DISTRIBUTION_RECHECK_SECONDS)
 
 
 def forget_queued_run() -> None:
@@ -276,4 +279,6 @@ def distribution_started() -> None:
         logger.warning("distribution flag unavailable", exc_info=True)
     task = _distribute_new_leads_task()
     if not task.app.conf.task_always_eager:  # no process skips the flag then
-        try_enqueue(task, countdown=DISTRIBUTION_RECHECK_SECONDS + CLOCK_MARGIN_SECONDS, follow_up=True)
+        # The margin twice: the web host's clock against this worker's, and this worker's
+        # against the one that runs the follow-up.
+        try_enqueue(task, countdown=DISTRIBUTION_RECHECK_SECONDS + 2 * CLOCK_MARGIN_SECONDS, follow_up=True)

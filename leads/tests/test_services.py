@@ -202,6 +202,24 @@ def test_a_due_run_is_rechecked_at_most_every_recheck_interval(queued_runs, cloc
     assert len(queued_runs) == 1
 
 
+def test_the_recheck_interval_counts_from_before_a_slow_flag_read(queued_runs, clock, monkeypatch):
+    cache.set(services.DISTRIBUTION_QUEUED_KEY, clock[0] - 1, 60)  # due: the worker is behind
+    read, reads = cache.get, []
+
+    def slow_read(*args, **kwargs):
+        reads.append(clock[0])
+        clock[0] += 0.08  # the run may start while this process waits for the answer
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "get", slow_read)
+    checked_at = clock[0]
+    services.request_distribution()
+    clock[0] = checked_at + services.DISTRIBUTION_RECHECK_SECONDS
+    services.request_distribution()
+
+    assert reads == [checked_at, checked_at + services.DISTRIBUTION_RECHECK_SECONDS]
+
+
 def test_a_run_queues_a_follow_up_that_starts_after_the_recheck_interval(queued_runs, clock, flag_requests):
     services.request_distribution()
     clock[0] += settings.DISTRIBUTION_DELAY_SECONDS + 1
@@ -213,7 +231,7 @@ def test_a_run_queues_a_follow_up_that_starts_after_the_recheck_interval(queued_
 
     follow_up = queued_runs[1]
     assert follow_up["kwargs"] == {"follow_up": True}
-    assert follow_up["countdown"] >= services.DISTRIBUTION_RECHECK_SECONDS + services.CLOCK_MARGIN_SECONDS
+    assert follow_up["countdown"] >= services.DISTRIBUTION_RECHECK_SECONDS + 2 * services.CLOCK_MARGIN_SECONDS
     assert len(queued_runs) == 2
     clock[0] += services.DISTRIBUTION_RECHECK_SECONDS
     services.request_distribution()  # after the recheck: no flag, so a new run
