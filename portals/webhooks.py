@@ -139,10 +139,12 @@ def handle_webhook(request, portal_code: str) -> WebhookResponse:
             raise Rejected(404, ReceptionOutcome.NOT_FOUND)
         portal = record.portal = config.portal
         body = _read_body(request)
-        record.idempotency_key = request.headers.get("Idempotency-Key", "").strip()
-        if not record.idempotency_key and portal.signature_scheme == SignatureScheme.STANDARD_WEBHOOKS:
-            record.idempotency_key = request.headers.get("webhook-id", "").strip()
-        if len(record.idempotency_key) > 255:
+        idempotency_key = request.headers.get("Idempotency-Key", "").strip()
+        if not idempotency_key and portal.signature_scheme == SignatureScheme.STANDARD_WEBHOOKS:
+            idempotency_key = request.headers.get("webhook-id", "").strip()
+        # The reception keeps what fits its column: the refusal is audited like any other.
+        record.idempotency_key = idempotency_key[:255]
+        if len(idempotency_key) > 255:
             raise Rejected(400, ReceptionOutcome.INVALID, {"idempotency_key": ["At most 255 characters."]})
 
         failure_limit = Limit("webhook-auth-failures-ip", settings.WEBHOOK_AUTH_FAILURE_RATE_PER_IP)
@@ -185,7 +187,7 @@ def handle_webhook(request, portal_code: str) -> WebhookResponse:
         )
         return WebhookResponse(rejected.status_code, rejected.outcome, errors=rejected.errors, headers=rejected.headers)
     except (OperationalError, InterfaceError):
-        raise  # the exception handler answers 503 with Retry-After; nothing can be recorded
+        raise  # the view answers 503 with Retry-After (database_unavailable); nothing can be recorded
     except Exception:
         logger.exception("webhook for portal %s failed", portal_code)
         try:

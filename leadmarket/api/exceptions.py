@@ -38,15 +38,19 @@ def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or "non_field_errors": [str(message) for message in messages]}
 
 
-def database_unavailable(exc: Exception) -> tuple[int, str, None, dict]:
-    """The failure answered when the database cannot be reached: 503, retry later."""
+def database_unavailable(exc: Exception) -> dict:
+    """The failure answered when the database cannot be reached (503, retry later), as
+    keyword arguments of `failure_response` and of this handler's responses."""
     logger.error("database unavailable: %s", exc)
-    headers = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
-    return status.HTTP_503_SERVICE_UNAVAILABLE, "Service temporarily unavailable, retry later.", None, headers
+    return {
+        "status": status.HTTP_503_SERVICE_UNAVAILABLE,
+        "message": "Service temporarily unavailable, retry later.",
+        "headers": {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    }
 
 
-def _response(status_code: int, message: str, errors=None, headers=None) -> Response:
-    response = Response(failure_body(message, errors), status=status_code, headers=headers)
+def _response(status: int, message: str, errors=None, headers=None) -> Response:
+    response = Response(failure_body(message, errors), status=status, headers=headers)
     response.exception = True
     return response
 
@@ -67,7 +71,7 @@ def envelope_exception_handler(exc, context):
         # A filter or field value the database cannot hold (an id beyond bigint, say).
         return _response(status.HTTP_400_BAD_REQUEST, "A value is out of range.")
     if isinstance(exc, OperationalError | InterfaceError):
-        return _response(*database_unavailable(exc))
+        return _response(**database_unavailable(exc))
     if isinstance(exc, exceptions.ValidationError):
         return _response(exc.status_code, "Invalid input.", flatten_errors(exc.detail))
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):

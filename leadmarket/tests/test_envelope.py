@@ -137,3 +137,12 @@ def test_a_value_the_database_cannot_hold_is_400(api_client, monkeypatch):
     response = api_client.post(REGISTER, {"email": "a@example.com", "password": "x" * 12, "business_name": "A"})
 
     failure(response, 400)
+
+
+def test_envelopes_built_outside_drf_are_compact_utf8_like_drfs():
+    from leadmarket.api.envelope import failure_response, success_response
+
+    for response in (success_response({"name": "Zoë"}, "Créé", 201), failure_response(400, "Zoë", {"x": ["é"]})):
+        assert response["Content-Type"] == "application/json"
+        assert "Zoë".encode() in response.content  # not \u00eb
+        assert b'", "' not in response.content

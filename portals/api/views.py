@@ -49,7 +49,8 @@ class WebhookView(PublicAPIView):
     A POST is answered without DRF's request wrapper, content negotiation and renderer: the
     pipeline reads its own body, authenticates by portal key and counts its own rate, so
     they would only cost time (about a sixth of the webhook's CPU). The answer is the same
-    envelope. Other methods go through DRF (an enveloped 405; OPTIONS).
+    envelope, without DRF's `Allow` and `Vary: Accept` headers (one method, one media
+    type). Other methods go through DRF (an enveloped 405; OPTIONS).
     """
 
     content_negotiation_class = AlwaysJson
@@ -61,7 +62,7 @@ class WebhookView(PublicAPIView):
         try:
             return self.post(request, *args, **kwargs)
         except (OperationalError, InterfaceError) as exc:
-            return failure_response(*database_unavailable(exc))
+            return failure_response(**database_unavailable(exc))
 
     @extend_schema(
         request={"application/json": dict, "application/x-www-form-urlencoded": dict},

@@ -335,6 +335,17 @@ def test_resending_with_the_same_idempotency_key_returns_the_original(api_client
     assert Lead.objects.count() == 1
 
 
+def test_an_overlong_idempotency_key_is_a_400_and_audited(api_client, portal_key):
+    _, key = portal_key
+
+    response = post_json(api_client, "acme", LEAD, key, HTTP_IDEMPOTENCY_KEY="k" * 256)
+
+    assert assert_failure(response, 400)["errors"] == {"idempotency_key": ["At most 255 characters."]}
+    assert not Lead.objects.exists()
+    reception = Reception.objects.get()
+    assert (reception.outcome, reception.status_code, reception.idempotency_key) == ("invalid", 400, "k" * 255)
+
+
 def test_the_same_external_id_on_another_portal_is_another_lead(api_client, portal_key):
     _, key = portal_key
     _, other_key = make_portal("other")
