@@ -9,6 +9,12 @@ round trip, and outside a transaction one implicit transaction that commits at t
 ending the pipeline, so a lock taken by an earlier statement holds until the last one is
 done. Prepared statements need a direct PostgreSQL connection or a pooler that keeps them
 (PgBouncer 1.21+ with `max_prepared_statements`).
+
+Only cursors of this module prepare: Django's bind on the client, which never prepares
+(`prepare_threshold` is set in settings only because psycopg prepares nothing while it is
+None). psycopg drops a connection's prepared statements after a ROLLBACK; they are
+prepared again on their next use. In the query log, a statement's time is the time to
+queue it: the pipeline's round trip comes after.
 """
 
 import functools

@@ -68,9 +68,10 @@ def create_lead(
     to it; a test lead is stored as `test`; both are never distributed. A `new` lead is
     handed to distribution after commit.
 
-    On PostgreSQL this is one statement, preceded in the same message by the duplicate
-    locks: in autocommit mode the message is its own transaction (no BEGIN and COMMIT
-    round trips); inside a caller's transaction it runs in a savepoint.
+    On PostgreSQL this is one statement, preceded by the duplicate locks' and sent with
+    them in one round trip (prepared, in one pipeline: `leadmarket.prepared`): in
+    autocommit mode they are their own transaction (no BEGIN and COMMIT round trips);
+    inside a caller's transaction they run in a savepoint.
 
     Raises IntegrityError when the portal already sent this lead (same external_id or
     idempotency key): the unique constraints decide, so racing re-sends cannot both win.
