@@ -2,7 +2,8 @@ import logging
 import os
 from functools import partial
 
-from celery import Celery
+from celery import Celery, signals
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadmarket.settings")
 
@@ -34,3 +35,14 @@ def enqueue_on_commit(task, **kwargs) -> None:
     from django.db import transaction
 
     transaction.on_commit(partial(try_enqueue, task, **kwargs))
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _reuse_database_connections(task=None, **kwargs):
+    """Around a task, what Django does around a request: connections past CONN_MAX_AGE or
+    broken by an error are closed, the others kept (and health-checked on first use).
+    Celery's fixup would close them all (see CELERY_DB_REUSE_MAX). Not for a task run in
+    the caller's process (eager), which must keep the caller's connection and transaction."""
+    if task is not None and not task.request.is_eager:
+        close_old_connections()

@@ -132,6 +132,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep LOGGING: JSON lines with request ids in workers too
+# Celery's Django fixup closes the database connections around every task unless this is
+# set, and then only every this many tasks: a new PostgreSQL backend per push or
+# distribution task otherwise. Between those, leadmarket.celery gives each task a web
+# request's connection handling (CONN_MAX_AGE, health check).
+CELERY_DB_REUSE_MAX = 1000
 # Pushes wait on FCM (a task of 100 can take seconds) and have a queue of their own, so a
 # burst of them never delays a distribution run; a worker takes both queues unless told
 # otherwise (`celery worker -Q celery,push`; dedicated push workers: `-Q push`).

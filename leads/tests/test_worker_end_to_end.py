@@ -19,6 +19,9 @@ from portals.tests.factories import make_portal
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+WORKER_APPLICATION_NAME = "leadmarket-e2e-worker"
+
+
 @pytest.fixture
 def worker():
     """A real worker process on the test database and the test Redis, logging to a pipe."""
@@ -30,6 +33,7 @@ def worker():
         "DJANGO_DEBUG": "1",
         "LOG_FORMAT": "console",
         "FCM_CREDENTIALS_FILE": "",
+        "PGAPPNAME": WORKER_APPLICATION_NAME,  # names its database connections (libpq)
     }
     process = subprocess.Popen(
         [
@@ -91,9 +95,16 @@ def test_webhook_lead_is_offered_and_pushed_by_a_real_worker(worker):
             agency=agency, kind=NotificationKind.LEAD_OFFERED, push_status=PushStatus.SENT
         ).exists()
     )
+    # The distribution run, its follow-up pass and the push shared one database connection,
+    # which stays open between tasks (Celery's Django fixup would close it after each).
+    time.sleep(1)  # the follow-up pass starts 0.3 s after its run
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [WORKER_APPLICATION_NAME])
+        worker_connections = cursor.fetchone()[0]
     worker.send_signal(signal.SIGTERM)
     log = worker.communicate(timeout=20)[0]
     assert pushed, log
+    assert worker_connections == 1, log
     assert Lead.objects.get().status == LeadStatus.OFFERED
     assert "leads.tasks.distribute_new_leads" in log
     assert "agencies.tasks.push_notifications" in log
