@@ -17,13 +17,12 @@ a child process with Django set up (DEBUG off). `bench/run.py` runs the same rou
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
+import callgrind
 import generate  # the bench directory is on the path: run as a script, or imported by run.py
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +34,7 @@ django.setup()
 from django.db import connection
 from django.utils import timezone
 from leads import distribution
-mark, profile, gate, limit = sys.argv[1:5]
+gate, mark, profile, limit = sys.argv[1:5]
 with connection.cursor() as c:
     c.execute("DELETE FROM agencies_notification WHERE kind = 'lead_offered' AND created_at >= %s", [mark])
     c.execute("DELETE FROM leads_offer o USING leads_lead l WHERE o.lead_id = l.id AND l.external_id LIKE 'gen-%%'"
@@ -49,11 +48,9 @@ with connection.cursor() as c:
     c.execute("SELECT count(*) FROM leads_lead WHERE status = 'unassigned'")
     backlog = c.fetchone()[0]
     c.execute("VACUUM ANALYZE leads_lead, leads_offer, agencies_notification, leads_rotationcursor")
-if gate:  # counting instructions: warm up, then wait until the counting is switched on
+if gate:  # counting instructions (callgrind.py): warm up, then wait until the counting is on
     distribution.retry_unassigned(now=timezone.now(), limit=1000)
-    print("READY", flush=True)
-    while not os.path.exists(gate):
-        time.sleep(0.05)
+    wait_for_gate(gate)
 profiler = cProfile.Profile() if profile else None
 started, cpu = time.perf_counter(), time.process_time()
 if profiler:
@@ -66,8 +63,8 @@ seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
 print(json.dumps({"backlog": backlog, "examined": summary.examined, "offered": summary.offered,
                   "unassigned": summary.unassigned, "seconds": round(seconds, 2),
                   "python_cpu_s": round(cpu, 2), "leads_per_s": round(summary.examined / seconds, 1)}), flush=True)
-while gate and os.path.exists(gate):  # until the counting is switched off
-    time.sleep(0.05)
+if gate:
+    wait_for_gate_removal(gate)
 """
 
 
@@ -87,8 +84,9 @@ def environment(database_url: str, redis_url: str, app_dir: Path) -> dict:
 def run_round(env: dict, mark: str, *, app_dir: Path = ROOT, profile: str = "") -> dict:
     """One reset and timed run in a child process of `app_dir`'s code."""
     out = subprocess.run(
-        [sys.executable, "-c", ROUND, mark, profile, "", "0"], env=env, cwd=app_dir, capture_output=True, text=True
-    )
+        [sys.executable, "-c", callgrind.CHILD_HELPERS + ROUND, "", mark, profile, "0"],
+        env=env, cwd=app_dir, capture_output=True, text=True,
+    )  # fmt: skip
     if out.returncode:
         raise SystemExit(f"redistribution round failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -96,29 +94,8 @@ def run_round(env: dict, mark: str, *, app_dir: Path = ROOT, profile: str = "") 
 
 def count_instructions(env: dict, mark: str, *, app_dir: Path, leads: int) -> dict:
     """One reset and a run over `leads` leads under callgrind, counting only that run: the
-    Python process's instructions per lead, the same count however busy the machine is
-    (PostgreSQL's work is not in it)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        gate, counts = Path(tmp, "gate"), Path(tmp, "callgrind.out")
-        child = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={counts}",
-             sys.executable, "-c", ROUND, mark, "", str(gate), str(leads)],
-            env=env, cwd=app_dir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
-
-        def switch(state: str) -> None:
-            subprocess.run(["callgrind_control", "-i", state, str(child.pid)], check=True, capture_output=True)
-
-        while (line := child.stdout.readline()) and line.strip() != "READY":
-            pass
-        switch("on")
-        gate.touch()
-        result = json.loads(child.stdout.readline())
-        switch("off")
-        gate.unlink()
-        if child.wait():
-            raise SystemExit("redistribution under callgrind failed")
-        total = int(re.search(r"^totals: (\d+)", counts.read_text(), re.MULTILINE).group(1))
+    Python process's instructions per lead (PostgreSQL's work is not in it)."""
+    result, total = callgrind.count(ROUND, [mark, "", str(leads)], env=env, cwd=app_dir)
     return {**result, "instructions_per_lead": total // result["examined"]}
 
 
