@@ -36,7 +36,7 @@ DISTRIBUTION_QUEUED_SECONDS = 60
 CLOCK_MARGIN_SECONDS = 0.1
 # A queued run that is due (or overdue: the worker is behind) may start at any moment. A
 # process that finds one asks again only after this long; the run's follow-up pass, which
-# starts this long (and the clock margins) after the run, reads the leads the process
+# starts this long (and the clock margin) after the run, reads the leads the process
 # committed meanwhile. Without it, every lead asked Redis for as long as the worker was behind.
 DISTRIBUTION_RECHECK_SECONDS = 0.1
 # Until then (this process's monotonic clock, which no step of the wall clock moves), a
@@ -280,6 +280,7 @@ def distribution_started() -> None:
         logger.warning("distribution flag unavailable", exc_info=True)
     task = _distribute_new_leads_task()
     if not task.app.conf.task_always_eager:  # no process skips the flag then
-        # The margin twice: the web host's clock against this worker's, and this worker's
-        # against the one that runs the follow-up.
-        try_enqueue(task, countdown=DISTRIBUTION_RECHECK_SECONDS + 2 * CLOCK_MARGIN_SECONDS, follow_up=True)
+        # Web processes skip from before their flag read (monotonic, no wall clock), which
+        # came before this deletion; the margin is for the clock of the worker that runs
+        # the follow-up against this one's, which sets its start.
+        try_enqueue(task, countdown=DISTRIBUTION_RECHECK_SECONDS + CLOCK_MARGIN_SECONDS, follow_up=True)
