@@ -3,7 +3,7 @@ import os
 from functools import partial
 
 from celery import Celery, signals
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadmarket.settings")
 
@@ -32,8 +32,6 @@ def try_enqueue(task, *, countdown: float | None = None, **kwargs) -> bool:
 def enqueue_on_commit(task, **kwargs) -> None:
     """Sends `task` once the current transaction commits (see `try_enqueue`): a broker that is
     down never fails the request or rolls back what it committed."""
-    from django.db import transaction
-
     transaction.on_commit(partial(try_enqueue, task, **kwargs))
 
 

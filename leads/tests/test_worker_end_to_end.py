@@ -19,7 +19,7 @@ from portals.tests.factories import make_portal
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-WORKER_APPLICATION_NAME = "leadmarket-e2e-worker"
+WORKER_APPLICATION_NAME = f"leadmarket-e2e-worker-{os.getpid()}"
 
 
 @pytest.fixture
@@ -34,6 +34,7 @@ def worker():
         "LOG_FORMAT": "console",
         "FCM_CREDENTIALS_FILE": "",
         "PGAPPNAME": WORKER_APPLICATION_NAME,  # names its database connections (libpq)
+        "DATABASE_CONN_MAX_AGE": "60",
     }
     process = subprocess.Popen(
         [
@@ -99,12 +100,17 @@ def test_webhook_lead_is_offered_and_pushed_by_a_real_worker(worker):
     # which stays open between tasks (Celery's Django fixup would close it after each).
     time.sleep(1)  # the follow-up pass starts 0.3 s after its run
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [WORKER_APPLICATION_NAME])
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+            [WORKER_APPLICATION_NAME],
+        )
         worker_connections = cursor.fetchone()[0]
     worker.send_signal(signal.SIGTERM)
     log = worker.communicate(timeout=20)[0]
     assert pushed, log
     assert worker_connections == 1, log
+    runs = [line for line in log.splitlines() if "distribute_new_leads[" in line and "succeeded" in line]
+    assert len(runs) >= 2, log  # the run and its follow-up pass
     assert Lead.objects.get().status == LeadStatus.OFFERED
     assert "leads.tasks.distribute_new_leads" in log
     assert "agencies.tasks.push_notifications" in log
