@@ -9,6 +9,7 @@ Requests go through the real WSGI application in process (middleware, URL routin
 view, PostgreSQL and Redis), as `bench/run.py`'s gunicorn workers run them, on the data
 `bench/generate.py` loaded (BENCH_DATABASE_URL, default leadmarket_bench) with the bench
 portal's key rotated, and without a Celery worker (the `webhook_spread` scenario's setting).
+Not while `bench/run.py` runs: rotating the key makes that run's webhooks 401s.
 """
 
 import argparse

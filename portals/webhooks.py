@@ -20,13 +20,14 @@ from leadmarket.api.client import client_ip
 from leadmarket.api.ratelimit import Limit, hit
 
 from . import services
-from .models import KeyLocation, Portal, ReceptionOutcome, SignatureScheme
+from .models import KeyLocation, Portal, Reception, ReceptionOutcome, SignatureScheme
 from .payloads import InvalidBody, UnsupportedBody, parse_body
 from .selectors import active_portal
 from .signatures import SignatureError, verify_single, verify_standard
 
 logger = logging.getLogger(__name__)
 
+IDEMPOTENCY_KEY_MAX_LENGTH = Reception._meta.get_field("idempotency_key").max_length
 KEPT_HEADERS = ("content-type", "content-length", "user-agent", "idempotency-key", "webhook-id", "webhook-timestamp")
 MESSAGES = {
     ReceptionOutcome.ACCEPTED: "Lead received.",
@@ -143,9 +144,10 @@ def handle_webhook(request, portal_code: str) -> WebhookResponse:
         if not idempotency_key and portal.signature_scheme == SignatureScheme.STANDARD_WEBHOOKS:
             idempotency_key = request.headers.get("webhook-id", "").strip()
         # The reception keeps what fits its column: the refusal is audited like any other.
-        record.idempotency_key = idempotency_key[:255]
-        if len(idempotency_key) > 255:
-            raise Rejected(400, ReceptionOutcome.INVALID, {"idempotency_key": ["At most 255 characters."]})
+        record.idempotency_key = idempotency_key[:IDEMPOTENCY_KEY_MAX_LENGTH]
+        if len(idempotency_key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+            errors = {"idempotency_key": [f"At most {IDEMPOTENCY_KEY_MAX_LENGTH} characters."]}
+            raise Rejected(400, ReceptionOutcome.INVALID, errors)
 
         failure_limit = Limit("webhook-auth-failures-ip", settings.WEBHOOK_AUTH_FAILURE_RATE_PER_IP)
         try:
