@@ -15,7 +15,8 @@ from . import distribution, services
 )
 def distribute_new_leads(*, follow_up: bool = False) -> int:
     """Queued after webhooks (`services.request_distribution`) and run periodically by beat;
-    a run queues its `follow_up` pass (`services.distribution_started`), which only reads."""
+    a run clears the flag and queues its `follow_up` pass (`services.distribution_started`),
+    which distributes like a run but leaves the flag alone and queues nothing."""
     if not follow_up:
         services.distribution_started()
     return distribution.distribute_new_leads()
