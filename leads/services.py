@@ -68,7 +68,7 @@ def create_lead(
     to it; a test lead is stored as `test`; both are never distributed. A `new` lead is
     handed to distribution after commit.
 
-    On PostgreSQL this is one statement, preceded by the duplicate locks' and sent with
+    On PostgreSQL this is one statement, preceded by the duplicate locks and sent with
     them in one round trip (prepared, in one pipeline: `leadmarket.prepared`): in
     autocommit mode they are their own transaction (no BEGIN and COMMIT round trips);
     inside a caller's transaction they run in a savepoint.
