@@ -143,7 +143,9 @@ class Notification(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     push_status = models.CharField(max_length=16, choices=PushStatus.choices, default=PushStatus.PENDING)
     push_attempts = models.PositiveSmallIntegerField(default=0)
-    pushed_at = models.DateTimeField(null=True, blank=True)
+    pushed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When pushing ended: sent, no active device, or failed for good."
+    )
     push_error = models.CharField(max_length=500, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True, help_text="When the current push attempt started.")
     next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="When a failed push is retried.")
@@ -160,10 +162,13 @@ class Notification(models.Model):
         indexes = [
             models.Index(fields=["agency", "-created_at", "-id"], name="notification_inbox_idx"),
             models.Index(fields=["agency"], condition=models.Q(read_at__isnull=True), name="notification_unread_idx"),
+            # The pushes still owed, for the sweeper. Keyed on `pushed_at`, not on the status
+            # that every attempt changes: claiming a push then changes no indexed column (a
+            # HOT update where the page has room), and the claim's and outcome's lookups by
+            # id cannot be planned through this index, whose dead entries pile up between
+            # vacuums.
             models.Index(
-                fields=["created_at"],
-                condition=models.Q(push_status__in=["pending", "sending"]),
-                name="notification_push_queue_idx",
+                fields=["created_at"], condition=models.Q(pushed_at__isnull=True), name="notification_unsettled_idx"
             ),
         ]
 

@@ -1,9 +1,11 @@
 """Notification services: devices, the in-app inbox, and pushing each notification once."""
 
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -106,24 +108,38 @@ def retry_delay(attempt: int) -> timedelta:
     return timedelta(seconds=min(600, 5 * 2 ** (attempt - 1)))
 
 
-def _claim(notification_ids: list[int], now: datetime) -> list[Notification]:
+class Claimed(NamedTuple):
+    """A notification claimed for one push attempt: what sending it and recording the
+    outcome need, as the claim returned it."""
+
+    id: int
+    agency_id: int
+    kind: str
+    title: str
+    body: str
+    data: str  # JSON text: decoded only for a notification that has devices to go to
+    attempts: int  # this attempt's number
+
+
+def _claim(notification_ids: list[int], now: datetime) -> list[Claimed]:
     """Moves the pending ones of the notifications to `sending` for this attempt, in one
     statement (no transaction around it: it is atomic on its own). Skipped: those not
     pending (pushed already) and those another delivery of the task is claiming right now
-    (SKIP LOCKED)."""
+    (SKIP LOCKED). Returns plain rows, in the order the notifications were made."""
     pending = Notification.objects.filter(pk__any=notification_ids, push_status=PushStatus.PENDING).order_by("pk")
     pending_sql, params = pending.values("pk").query.sql_with_params()
     if connection.features.has_select_for_update_skip_locked:
         # Django compiles FOR UPDATE only inside a transaction, which this statement needs not.
         pending_sql += " FOR UPDATE SKIP LOCKED"
     table = connection.ops.quote_name(Notification._meta.db_table)
-    claimed = Notification.objects.raw(
-        f"UPDATE {table} SET push_status = %s, push_attempts = push_attempts + 1, claimed_at = %s"
-        f" WHERE id IN ({pending_sql})"
-        " RETURNING id, agency_id, kind, title, body, data, push_status, push_attempts, claimed_at",
-        [PushStatus.SENDING, now, *params],
-    )
-    return sorted(claimed, key=lambda notification: notification.pk)  # sent in the order they were made
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET push_status = %s, push_attempts = push_attempts + 1, claimed_at = %s"
+            f" WHERE id IN ({pending_sql})"
+            " RETURNING id, agency_id, kind, title, body, data, push_attempts",
+            [PushStatus.SENDING, now, *params],
+        )
+        return sorted(map(Claimed._make, cursor.fetchall()))
 
 
 @dataclass
@@ -144,18 +160,18 @@ def push_notifications(*, notification_ids: list[int], now: datetime) -> PushRes
     """
     claimed = _claim(notification_ids, now)
     tokens = defaultdict(list)
-    devices = Device.objects.filter(agency_id__in={n.agency_id for n in claimed}, is_active=True)
+    devices = Device.objects.filter(agency_id__any=list({n.agency_id for n in claimed}), is_active=True)
     for agency_id, token in devices.values_list("agency_id", "token"):
         tokens[agency_id].append(token)
     results, outcomes, invalid_tokens = PushResults(), [], []
     for notification in claimed:
         status, error = _send(notification, tokens[notification.agency_id], invalid_tokens)
         if status == PushStatus.PENDING:
-            if notification.push_attempts >= settings.PUSH_MAX_ATTEMPTS:
+            if notification.attempts >= settings.PUSH_MAX_ATTEMPTS:
                 status = PushStatus.FAILED
             else:
-                results.retry_after[notification.pk] = retry_delay(notification.push_attempts)
-        results.statuses[notification.pk] = status
+                results.retry_after[notification.id] = retry_delay(notification.attempts)
+        results.statuses[notification.id] = status
         outcomes.append((notification, status, error))
     # Each write stands on its own (outcomes are guarded by the attempt that claimed them):
     # no transaction, so usually one statement.
@@ -167,14 +183,14 @@ def push_notifications(*, notification_ids: list[int], now: datetime) -> PushRes
     return results
 
 
-def _send(notification: Notification, tokens: list[str], invalid_tokens: list[str]) -> tuple[PushStatus, str]:
+def _send(notification: Claimed, tokens: list[str], invalid_tokens: list[str]) -> tuple[PushStatus, str]:
     """One notification through the push backend: its outcome and error (PENDING: transient)."""
     if not tokens:
         return PushStatus.NO_DEVICES, ""
     message = PushMessage(
         title=notification.title,
         body=notification.body,
-        data={**notification.data, "kind": notification.kind, "notification_id": str(notification.pk)},
+        data={**json.loads(notification.data), "kind": notification.kind, "notification_id": str(notification.id)},
     )
     try:
         outcome = get_backend().send(tokens, message)
@@ -188,14 +204,14 @@ def _send(notification: Notification, tokens: list[str], invalid_tokens: list[st
     return (PushStatus.SENT if outcome.delivered else PushStatus.NO_DEVICES), outcome.transient_error
 
 
-def _record(outcomes: list[tuple[Notification, PushStatus, str]], now: datetime) -> None:
+def _record(outcomes: list[tuple[Claimed, PushStatus, str]], now: datetime) -> None:
     """Writes each outcome, grouped into one UPDATE per kind; an attempt whose notification
     was claimed again since (a newer attempt) writes nothing."""
     groups = defaultdict(list)
     for notification, status, error in outcomes:
-        groups[(status, error, notification.push_attempts)].append(notification.pk)
+        groups[(status, error, notification.attempts)].append(notification.id)
     for (status, error, attempts), ids in groups.items():
-        this_attempt = Notification.objects.filter(pk__in=ids, push_status=PushStatus.SENDING, push_attempts=attempts)
+        this_attempt = Notification.objects.filter(pk__any=ids, push_status=PushStatus.SENDING, push_attempts=attempts)
         if status == PushStatus.PENDING:
             this_attempt.update(push_status=status, push_error=error, next_attempt_at=now + retry_delay(attempts))
         else:
@@ -206,14 +222,15 @@ def sweep_unpushed_notifications(*, now: datetime, older_than: timedelta = timed
     """Re-enqueues pushes that lost their task: never enqueued (the broker was down), a retry
     that did not come (its message was lost), or a worker that died while sending (claimed
     longer ago than any attempt can take). Returns how many were re-enqueued."""
+    unsettled = Notification.objects.filter(pushed_at__isnull=True)  # through notification_unsettled_idx
     with transaction.atomic():
-        stuck = Notification.objects.select_for_update(skip_locked=True).filter(
+        stuck = unsettled.select_for_update(skip_locked=True).filter(
             push_status=PushStatus.SENDING, claimed_at__lt=now - STUCK_SENDING_AFTER
         )
         stuck_ids = list(stuck.values_list("pk", flat=True)[:1000])
         Notification.objects.filter(pk__in=stuck_ids).update(push_status=PushStatus.PENDING)
         lost_ids = list(
-            Notification.objects.filter(push_status=PushStatus.PENDING)
+            unsettled.filter(push_status=PushStatus.PENDING)
             .filter(
                 Q(push_attempts=0, created_at__lt=now - older_than)
                 | Q(push_attempts__gt=0, next_attempt_at__lt=now - RETRY_GRACE)

@@ -209,6 +209,38 @@ def test_the_sweeper_leaves_an_in_flight_push_alone_and_rescues_a_dead_one(
     assert states[waiting.pk] == PushStatus.PENDING
 
 
+def test_claiming_a_push_changes_no_indexed_column():
+    # Every push is claimed before it is sent. Where the page has room (as on a test's fresh
+    # table) a claim that changes no indexed column is a HOT update: no new index entries.
+    notification = make_notification(AgencyFactory())
+    hot_before = hot_updates_of_notifications()
+
+    [claimed] = notifications._claim([notification.pk], NOW)
+
+    assert (claimed.id, claimed.attempts) == (notification.pk, 1)
+    assert hot_updates_of_notifications() == hot_before + 1
+
+
+def hot_updates_of_notifications() -> int:
+    """HOT updates of the table so far in this transaction (the test's)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_get_xact_tuples_hot_updated(%s::regclass)", [Notification._meta.db_table])
+        return cursor.fetchone()[0]
+
+
+def test_the_sweeper_finds_the_owed_pushes_through_their_index():
+    with CaptureQueriesContext(connection) as queries:
+        notifications.sweep_unpushed_notifications(now=NOW)
+
+    lookups = [query["sql"] for query in queries if query["sql"].startswith("SELECT")]
+    assert len(lookups) == 2  # stuck attempts, lost pushes
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a test's table is small enough to prefer it
+        for sql in lookups:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+            assert '"Index Name": "notification_unsettled_idx"' in json.dumps(cursor.fetchone()[0])
+
+
 def test_a_late_attempt_does_not_overwrite_the_outcome_of_a_newer_one(fcm):
     agency = AgencyFactory()
     Device.objects.create(agency=agency, token="t", platform="android")
