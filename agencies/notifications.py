@@ -1,5 +1,6 @@
 """Notification services: devices, the in-app inbox, and pushing each notification once."""
 
+import contextlib
 import json
 import logging
 from collections import defaultdict
@@ -8,11 +9,12 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Q
 
 from leadmarket.bulk import copy_rows
-from leadmarket.celery import enqueue_on_commit
+from leadmarket.celery import enqueue_on_commit, try_enqueue
 from leadmarket.errors import NotFound
 
 from .models import Agency, Device, DevicePlatform, Notification, NotificationKind, PushStatus
@@ -65,7 +67,7 @@ def notify_many(events: list[dict], *, now: datetime) -> list[int]:
     them all after the caller's transaction commits. Returns their ids."""
     ids = copy_rows(Notification, NOTIFICATION_ROW, [_row(event, now) for event in events])
     if ids:
-        _push_after_commit(ids)
+        transaction.on_commit(request_push)
     return ids
 
 
@@ -87,20 +89,39 @@ def notify(
             return None
     else:
         notification = Notification.objects.create(**fields)
-    _push_after_commit([notification.pk])
+    transaction.on_commit(request_push)
     return notification
 
 
-# Notifications per push task: one claim and one write per task, while a task with real
-# FCM round trips (~0.1 s each) stays well inside its time limit.
+# Notifications per claim: one claim and one write of the outcomes for each, while a task
+# with real FCM round trips (~0.1 s each) stays well inside its time limit.
 PUSH_TASK_SIZE = 100
+# Set while a push run is queued and has not started: what commits meanwhile is its.
+PUSH_QUEUED_KEY = "agencies:push-queued"
+# Longer than any wait for a queued run; a flag whose run was lost expires after it.
+PUSH_QUEUED_SECONDS = 60
 
 
-def _push_after_commit(notification_ids: list[int]) -> None:
-    from .tasks import push_notifications
+def _push_task():
+    from .tasks import push_notifications  # the task module imports this one
 
-    for start in range(0, len(notification_ids), PUSH_TASK_SIZE):
-        enqueue_on_commit(push_notifications, notification_ids=notification_ids[start : start + PUSH_TASK_SIZE])
+    return push_notifications
+
+
+def request_push() -> None:
+    """Makes sure a push run will take the notifications committed so far: queues one to
+    start PUSH_DELAY_SECONDS from now, unless one is queued and has not started yet (it
+    takes every owed push when it starts). So the notifications of many transactions (each
+    distribution run's, each offer's) go out in one task rather than one task each.
+    Failures are logged, never raised: the sweeper queues a run for what an outage left."""
+    try:
+        first = cache.add(PUSH_QUEUED_KEY, True, PUSH_QUEUED_SECONDS)
+    except Exception:
+        logger.warning("push flag unavailable; queueing a run", exc_info=True)
+        first = True
+    if first and not try_enqueue(_push_task(), countdown=settings.PUSH_DELAY_SECONDS):
+        with contextlib.suppress(Exception):
+            cache.delete(PUSH_QUEUED_KEY)  # the next notification queues a run again
 
 
 def retry_delay(attempt: int) -> timedelta:
@@ -121,21 +142,26 @@ class Claimed(NamedTuple):
     attempts: int  # this attempt's number
 
 
-def _claim(notification_ids: list[int], now: datetime) -> list[Claimed]:
-    """Moves the pending ones of the notifications to `sending` for this attempt, in one
-    statement (no transaction around it: it is atomic on its own). Skipped: those not
-    pending (pushed already) and those another delivery of the task is claiming right now
-    (SKIP LOCKED). Returns plain rows, in the order the notifications were made."""
-    pending = Notification.objects.filter(pk__any=notification_ids, push_status=PushStatus.PENDING).order_by("pk")
-    pending_sql, params = pending.values("pk").query.sql_with_params()
+def _claim(now: datetime) -> list[Claimed]:
+    """Moves up to PUSH_TASK_SIZE owed notifications (pending, and due if retried), oldest
+    first, to `sending` for this attempt, in one statement (no transaction around it: it is
+    atomic on its own). Those another run is claiming right now are skipped (SKIP LOCKED),
+    not waited for. Returns plain rows, in the order the notifications were made."""
+    # Oldest first through notification_unsettled_idx (pushed_at IS NULL).
+    owed = (
+        Notification.objects.filter(pushed_at__isnull=True, push_status=PushStatus.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by("created_at")
+    )
+    owed_sql, params = owed.values("pk")[:PUSH_TASK_SIZE].query.sql_with_params()
     if connection.features.has_select_for_update_skip_locked:
         # Django compiles FOR UPDATE only inside a transaction, which this statement needs not.
-        pending_sql += " FOR UPDATE SKIP LOCKED"
+        owed_sql += " FOR UPDATE SKIP LOCKED"
     table = connection.ops.quote_name(Notification._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET push_status = %s, push_attempts = push_attempts + 1, claimed_at = %s"
-            f" WHERE id IN ({pending_sql})"
+            f" WHERE id IN ({owed_sql})"
             " RETURNING id, agency_id, kind, title, body, data, push_attempts",
             [PushStatus.SENDING, now, *params],
         )
@@ -148,22 +174,41 @@ class PushResults:
     retry_after: dict[int, timedelta] = field(default_factory=dict)  # the transient failures to retry
 
 
-def push_notifications(*, notification_ids: list[int], now: datetime) -> PushResults:
-    """Sends each notification to its agency's active devices, once.
+def push_owed_notifications(*, now: datetime) -> PushResults:
+    """Sends each owed notification to its agency's active devices, once, PUSH_TASK_SIZE at
+    a time; a full batch first queues another run, so the next batch goes out in parallel
+    on another worker process (in-process tasks take the batches in turn).
 
-    A status guard makes a second delivery of the same task a no-op, and every outcome is
-    written only by the attempt that claimed it. Unregistered tokens are deactivated. A
+    A status guard makes a second run over the same notification a no-op, and every outcome
+    is written only by the attempt that claimed it. Unregistered tokens are deactivated. A
     transient FCM error puts the notification back to pending with the time of its next
-    attempt (in `retry_after`, for the task to retry then); after PUSH_MAX_ATTEMPTS
-    attempts it is marked failed. One claim and one write of the outcomes for the whole
-    batch, not a transaction per notification.
+    attempt (in `retry_after`, for the task to come back then); after PUSH_MAX_ATTEMPTS
+    attempts it is marked failed. One claim and one write of the outcomes per batch, not a
+    transaction per notification.
     """
-    claimed = _claim(notification_ids, now)
+    try:
+        cache.delete(PUSH_QUEUED_KEY)  # from now on, a notification queues the next run
+    except Exception:
+        logger.warning("push flag unavailable", exc_info=True)
+    task = _push_task()
+    results = PushResults()
+    while True:
+        claimed = _claim(now)
+        more = len(claimed) == PUSH_TASK_SIZE
+        if more and not task.app.conf.task_always_eager:
+            try_enqueue(task)
+        _push(claimed, now, results)
+        if not (more and task.app.conf.task_always_eager):
+            return results
+
+
+def _push(claimed: list[Claimed], now: datetime, results: PushResults) -> None:
+    """Sends a claimed batch and writes its outcomes (into `results` too)."""
     tokens = defaultdict(list)
     devices = Device.objects.filter(agency_id__any=list({n.agency_id for n in claimed}), is_active=True)
     for agency_id, token in devices.values_list("agency_id", "token"):
         tokens[agency_id].append(token)
-    results, outcomes, invalid_tokens = PushResults(), [], []
+    outcomes, invalid_tokens = [], []
     for notification in claimed:
         status, error = _send(notification, tokens[notification.agency_id], invalid_tokens)
         if status == PushStatus.PENDING:
@@ -180,7 +225,6 @@ def push_notifications(*, notification_ids: list[int], now: datetime) -> PushRes
             is_active=False, deactivated_at=now, deactivation_reason="FCM: unregistered or invalid token"
         )
     _record(outcomes, now)
-    return results
 
 
 def _send(notification: Claimed, tokens: list[str], invalid_tokens: list[str]) -> tuple[PushStatus, str]:
@@ -219,9 +263,10 @@ def _record(outcomes: list[tuple[Claimed, PushStatus, str]], now: datetime) -> N
 
 
 def sweep_unpushed_notifications(*, now: datetime, older_than: timedelta = timedelta(minutes=1)) -> int:
-    """Re-enqueues pushes that lost their task: never enqueued (the broker was down), a retry
-    that did not come (its message was lost), or a worker that died while sending (claimed
-    longer ago than any attempt can take). Returns how many were re-enqueued."""
+    """Queues a push run for pushes that lost theirs: never queued (the broker was down), a
+    retry whose run did not come (its message was lost), or a worker that died while
+    sending (claimed longer ago than any attempt can take; put back to pending first).
+    Returns how many it found (at most 1,000 of each kind)."""
     unsettled = Notification.objects.filter(pushed_at__isnull=True)  # through notification_unsettled_idx
     with transaction.atomic():
         stuck = unsettled.select_for_update(skip_locked=True).filter(
@@ -229,19 +274,13 @@ def sweep_unpushed_notifications(*, now: datetime, older_than: timedelta = timed
         )
         stuck_ids = list(stuck.values_list("pk", flat=True)[:1000])
         Notification.objects.filter(pk__in=stuck_ids).update(push_status=PushStatus.PENDING)
-        lost_ids = list(
-            unsettled.filter(push_status=PushStatus.PENDING)
-            .filter(
-                Q(push_attempts=0, created_at__lt=now - older_than)
-                | Q(push_attempts__gt=0, next_attempt_at__lt=now - RETRY_GRACE)
-            )
-            .order_by("created_at", "id")
-            .values_list("pk", flat=True)[:1000]
+        lost = unsettled.filter(push_status=PushStatus.PENDING).filter(
+            Q(next_attempt_at__isnull=True, created_at__lt=now - older_than) | Q(next_attempt_at__lt=now - RETRY_GRACE)
         )
-        ids = list(dict.fromkeys(stuck_ids + lost_ids))
-        if ids:
-            _push_after_commit(ids)
-    return len(ids)
+        found = {*stuck_ids, *lost.values_list("pk", flat=True)[:1000]}
+        if found:
+            enqueue_on_commit(_push_task())
+    return len(found)
 
 
 def mark_read(*, agency: Agency, notification_id: int, now: datetime) -> Notification:

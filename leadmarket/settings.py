@@ -193,6 +193,9 @@ FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE", default="")
 OFFER_REMINDER_MINUTES = env.int("OFFER_REMINDER_MINUTES", default=5)
 # Attempts at a push before it is marked failed (transient FCM errors in between).
 PUSH_MAX_ATTEMPTS = env.int("PUSH_MAX_ATTEMPTS", default=7)
+# How long a push waits for others to go in the same task: a push run starts this long
+# after the first notification that finds none queued, and takes all that are owed then.
+PUSH_DELAY_SECONDS = env.float("PUSH_DELAY_SECONDS", default=0.5)
 
 # --- API ---------------------------------------------------------------------------------
 

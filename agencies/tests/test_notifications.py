@@ -3,6 +3,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
+from unittest.mock import Mock
 
 import firebase_admin
 import pytest
@@ -96,6 +97,10 @@ def make_notification(agency, **fields) -> Notification:
     )
 
 
+def push_owed() -> notifications.PushResults:
+    return notifications.push_owed_notifications(now=NOW)
+
+
 def test_push_sends_one_multicast_to_exactly_the_agencys_active_tokens(fcm):
     agency, other = AgencyFactory(), AgencyFactory()
     Device.objects.create(agency=agency, token="a1", platform="android")
@@ -104,7 +109,7 @@ def test_push_sends_one_multicast_to_exactly_the_agencys_active_tokens(fcm):
     Device.objects.create(agency=other, token="b1", platform="android")
     notification = make_notification(agency)
 
-    status = notifications.push_notifications(notification_ids=[notification.pk], now=NOW).statuses[notification.pk]
+    status = push_owed().statuses[notification.pk]
 
     assert status == PushStatus.SENT
     assert len(fcm) == 1
@@ -128,36 +133,38 @@ def test_unregistered_and_invalid_tokens_are_deactivated(fcm):
         }
     )
 
-    notifications.push_notifications(notification_ids=[make_notification(agency).pk], now=NOW)
+    make_notification(agency)
+    push_owed()
 
     assert set(Device.objects.filter(is_active=True).values_list("token", flat=True)) == {"good"}
     assert Device.objects.get(token="gone").deactivated_at == NOW
 
 
-def test_transient_error_puts_the_push_back_and_the_task_retries(fcm, monkeypatch):
+def test_transient_error_puts_the_push_back_and_a_run_comes_back_when_it_is_due(fcm, monkeypatch):
     agency = AgencyFactory()
     Device.objects.create(agency=agency, token="t", platform="android")
     notification = make_notification(agency)
     fcm.replies.append({"t": exceptions.UnavailableError("try later")})
-    retries = []
+    scheduled = []
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, countdown=None, **_: scheduled.append(countdown))
 
-    def fake_retry(*, kwargs, countdown):  # what Celery would schedule
-        retries.append((kwargs, countdown))
-        return RuntimeError("retry scheduled")
-
-    monkeypatch.setattr(push_task, "retry", fake_retry)
-
-    with pytest.raises(RuntimeError, match="retry scheduled"):
-        push_task.run(notification_ids=[notification.pk])
+    assert push_task.run() == 1
 
     notification.refresh_from_db()
     assert notification.push_status == PushStatus.PENDING
     assert "UnavailableError" in notification.push_error
-    assert retries == [({"notification_ids": [notification.pk]}, 5.0)]
-    push_task.run(notification_ids=[notification.pk])  # the retry succeeds
+    assert scheduled == [5.0]  # the run that comes back for it
+    assert push_task.run() == 0  # not due yet: left alone
+    its_time_has_come()
+    assert push_task.run() == 1  # the retry succeeds
     notification.refresh_from_db()
     assert notification.push_status == PushStatus.SENT
     assert notification.push_attempts == 2
+
+
+def its_time_has_come():
+    """The retries scheduled so far are due."""
+    Notification.objects.exclude(next_attempt_at=None).update(next_attempt_at=timezone.now())
 
 
 def test_a_push_that_keeps_failing_ends_failed_after_the_last_attempt(fcm, settings, monkeypatch):
@@ -167,21 +174,17 @@ def test_a_push_that_keeps_failing_ends_failed_after_the_last_attempt(fcm, setti
     notification = make_notification(agency)
     fcm.replies.extend({"t": exceptions.UnavailableError("down")} for _ in range(5))
     scheduled = []
-    monkeypatch.setattr(push_task, "retry", lambda *, kwargs, countdown: scheduled.append(countdown) or Retry())
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, countdown=None, **_: scheduled.append(countdown))
 
     for _ in range(3):
-        with contextlib.suppress(Retry):
-            push_task.run(notification_ids=[notification.pk])
+        push_task.run()
+        its_time_has_come()
 
     notification.refresh_from_db()
     assert notification.push_status == PushStatus.FAILED
     assert notification.push_attempts == 3
     assert scheduled == [5.0, 10.0]
     assert len(fcm) == 3
-
-
-class Retry(Exception):
-    pass
 
 
 def test_the_sweeper_leaves_an_in_flight_push_alone_and_rescues_a_dead_one(
@@ -192,21 +195,35 @@ def test_the_sweeper_leaves_an_in_flight_push_alone_and_rescues_a_dead_one(
     in_flight = make_notification(agency, claimed_at=NOW - timedelta(seconds=30), **sending)
     dead = make_notification(agency, claimed_at=NOW - timedelta(minutes=10), **sending)
     waiting = make_notification(agency, push_attempts=1, next_attempt_at=NOW + timedelta(minutes=5))
-    lost_retry = make_notification(agency, push_attempts=2, next_attempt_at=NOW - timedelta(minutes=10))
+    make_notification(agency, push_attempts=2, next_attempt_at=NOW - timedelta(minutes=10))  # its run was lost
     Notification.objects.update(created_at=NOW - timedelta(hours=1))
-    enqueued = []
-    monkeypatch.setattr(
-        push_task, "apply_async", lambda kwargs, **_options: enqueued.extend(kwargs["notification_ids"])
-    )
+    runs = []
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, **_options: runs.append(kwargs))
 
     with django_capture_on_commit_callbacks(execute=True):
-        notifications.sweep_unpushed_notifications(now=NOW)
+        found = notifications.sweep_unpushed_notifications(now=NOW)
 
-    assert sorted(enqueued) == sorted([dead.pk, lost_retry.pk])
+    assert found == 2  # the dead attempt and the lost retry
+    assert runs == [{}]  # one push run, for all that are owed
     states = dict(Notification.objects.values_list("pk", "push_status"))
     assert states[in_flight.pk] == PushStatus.SENDING
     assert states[dead.pk] == PushStatus.PENDING
     assert states[waiting.pk] == PushStatus.PENDING
+
+    claimed = [claimed.id for claimed in notifications._claim(NOW)]
+    assert dead.pk in claimed  # owed again
+    assert waiting.pk not in claimed
+
+
+def test_the_sweeper_queues_nothing_when_no_push_is_overdue(monkeypatch, django_capture_on_commit_callbacks):
+    make_notification(AgencyFactory())  # just made: its run is on its way
+    runs = []
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, **_options: runs.append(kwargs))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications.sweep_unpushed_notifications(now=NOW) == 0
+
+    assert runs == []
 
 
 def test_claiming_a_push_changes_no_indexed_column():
@@ -215,7 +232,7 @@ def test_claiming_a_push_changes_no_indexed_column():
     notification = make_notification(AgencyFactory())
     hot_before = hot_updates_of_notifications()
 
-    [claimed] = notifications._claim([notification.pk], NOW)
+    [claimed] = notifications._claim(NOW)
 
     assert (claimed.id, claimed.attempts) == (notification.pk, 1)
     assert hot_updates_of_notifications() == hot_before + 1
@@ -245,7 +262,7 @@ def test_a_late_attempt_does_not_overwrite_the_outcome_of_a_newer_one(fcm):
     agency = AgencyFactory()
     Device.objects.create(agency=agency, token="t", platform="android")
     notification = make_notification(agency)
-    [stale] = notifications._claim([notification.pk], NOW)
+    [stale] = notifications._claim(NOW)
     Notification.objects.filter(pk=notification.pk).update(push_status=PushStatus.SENT, push_attempts=2)
 
     notifications._record([(stale, PushStatus.FAILED, "late")], NOW)
@@ -254,24 +271,24 @@ def test_a_late_attempt_does_not_overwrite_the_outcome_of_a_newer_one(fcm):
     assert notification.push_status == PushStatus.SENT
 
 
-def test_a_duplicate_delivery_of_the_task_pushes_once(fcm):
+def test_a_second_run_pushes_nothing_twice(fcm):
     agency = AgencyFactory()
     Device.objects.create(agency=agency, token="t", platform="android")
     notification = make_notification(agency)
 
-    push_task.run(notification_ids=[notification.pk])
-    push_task.run(notification_ids=[notification.pk])
+    push_task.run()
+    push_task.run(notification_ids=[notification.pk])  # as a task queued before push runs
 
     assert len(fcm) == 1
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_notification_another_delivery_is_claiming_is_skipped_not_waited_for(fcm):
+def test_a_notification_another_run_is_claiming_is_skipped_not_waited_for(fcm):
     agency = AgencyFactory()
     busy, free = make_notification(agency), make_notification(agency)
     locked, release = threading.Event(), threading.Event()
 
-    def other_delivery_claiming():  # holds the row lock a concurrent claim would hold
+    def other_run_claiming():  # holds the row lock a concurrent claim would hold
         try:
             with transaction.atomic():
                 Notification.objects.select_for_update().get(pk=busy.pk)
@@ -280,11 +297,11 @@ def test_a_notification_another_delivery_is_claiming_is_skipped_not_waited_for(f
         finally:
             connection.close()
 
-    thread = threading.Thread(target=other_delivery_claiming)
+    thread = threading.Thread(target=other_run_claiming)
     thread.start()
     try:
         assert locked.wait(10)
-        results = notifications.push_notifications(notification_ids=[busy.pk, free.pk], now=NOW)
+        results = push_owed()
     finally:
         release.set()
         thread.join()
@@ -306,7 +323,7 @@ def test_pushes_have_a_queue_of_their_own_and_distribution_keeps_the_default_one
 def test_no_devices_is_recorded_without_calling_fcm(fcm):
     notification = make_notification(AgencyFactory())
 
-    results = notifications.push_notifications(notification_ids=[notification.pk], now=NOW)
+    results = push_owed()
 
     assert results.statuses == {notification.pk: PushStatus.NO_DEVICES}
     assert fcm == []
@@ -319,25 +336,42 @@ def test_logging_backend_without_credentials(settings, caplog):
     Device.objects.create(agency=agency, token="t", platform="android")
 
     notification = make_notification(agency)
-    status = notifications.push_notifications(notification_ids=[notification.pk], now=NOW).statuses[notification.pk]
+    status = push_owed().statuses[notification.pk]
 
     assert status == PushStatus.SENT
     assert "logging backend" in caplog.text
 
 
-def test_notify_enqueues_the_push_only_after_commit(django_capture_on_commit_callbacks, monkeypatch):
+def test_notify_queues_a_push_run_only_after_commit(django_capture_on_commit_callbacks, monkeypatch, settings):
     agency = AgencyFactory()
-    enqueued = []
-    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, **_options: enqueued.append(kwargs))
+    runs = []
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, countdown=None, **_: runs.append(countdown))
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        notification = notifications.notify(
+        notifications.notify(
             agency_id=agency.pk, kind=NotificationKind.LEAD_OFFERED, title="t", body="b", data={"lead_id": 1}, now=NOW
         )
-        assert enqueued == []
+        assert runs == []
 
     assert len(callbacks) == 1
-    assert enqueued == [{"notification_ids": [notification.pk]}]
+    assert runs == [settings.PUSH_DELAY_SECONDS]
+
+
+def test_notifications_made_while_a_run_is_queued_go_out_with_it(django_capture_on_commit_callbacks, monkeypatch):
+    agency = AgencyFactory()
+    runs = []
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, countdown=None, **_: runs.append(countdown))
+    event = {"agency_id": agency.pk, "kind": NotificationKind.LEAD_OFFERED, "title": "t", "body": "b", "data": {}}
+
+    for _ in range(3):  # three distribution runs' notifications
+        with django_capture_on_commit_callbacks(execute=True):
+            notifications.notify_many([event], now=NOW)
+    assert len(runs) == 1
+    assert len(push_owed().statuses) == 3  # the queued run starts: it takes all three
+    with django_capture_on_commit_callbacks(execute=True):
+        notifications.notify_many([event], now=NOW)
+
+    assert len(runs) == 2  # made after the run started: a run of its own
 
 
 @pytest.mark.django_db(transaction=True)
@@ -377,11 +411,27 @@ def test_enqueue_failure_keeps_the_notification_for_the_sweeper(monkeypatch):
             data={},
             now=NOW - timedelta(minutes=5),
         )
-    enqueued = []
-    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, **_options: enqueued.append(kwargs))
+    runs = []
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, **_options: runs.append(kwargs))
 
     assert notifications.sweep_unpushed_notifications(now=NOW) == 1
-    assert enqueued == [{"notification_ids": [notification.pk]}]
+    assert runs == [{}]
+    assert [claimed.id for claimed in notifications._claim(NOW)] == [notification.pk]
+
+
+def test_a_failed_enqueue_leaves_no_flag_behind(monkeypatch, django_capture_on_commit_callbacks):
+    agency = AgencyFactory()
+    event = {"agency_id": agency.pk, "kind": NotificationKind.LEAD_OFFERED, "title": "t", "body": "b", "data": {}}
+    monkeypatch.setattr(push_task, "apply_async", Mock(side_effect=ConnectionError("redis is down")))
+    with django_capture_on_commit_callbacks(execute=True):
+        notifications.notify_many([event], now=NOW)
+    runs = []
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, **_options: runs.append(kwargs))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        notifications.notify_many([event], now=NOW)
+
+    assert runs == [{}]  # the next notification queues the run the first could not
 
 
 def test_dedupe_key_notifies_once():
@@ -513,7 +563,7 @@ def test_a_message_fcm_refuses_fails_without_retries_and_keeps_the_tokens(fcm):
     fcm.replies.append({"t": exceptions.InvalidArgumentError("Invalid JSON payload received.")})
 
     notification = make_notification(agency)
-    status = notifications.push_notifications(notification_ids=[notification.pk], now=NOW).statuses[notification.pk]
+    status = push_owed().statuses[notification.pk]
 
     assert status == PushStatus.FAILED
     assert Device.objects.get(token="t").is_active
@@ -534,12 +584,11 @@ def test_a_batch_is_claimed_at_once_and_each_gets_its_own_outcome(fcm, django_as
             {"refused": exceptions.InvalidArgumentError("Invalid JSON")},
         ]
     )
-    ids = [n.pk for n in [*with_devices, *without, pushed_already]]
 
     # The claim (one UPDATE), the devices, one update per kind of outcome (4): not a round
     # of queries per notification, and no transaction statements.
     with django_assert_max_num_queries(6):
-        results = notifications.push_notifications(notification_ids=ids, now=NOW)
+        results = push_owed()
 
     ok, flaky, refused = (n.pk for n in with_devices)
     assert results.statuses == {
@@ -554,16 +603,23 @@ def test_a_batch_is_claimed_at_once_and_each_gets_its_own_outcome(fcm, django_as
     assert Notification.objects.get(pk=flaky).next_attempt_at == NOW + timedelta(seconds=5)
 
 
-def test_a_large_batch_of_notifications_is_pushed_by_several_tasks(monkeypatch, django_capture_on_commit_callbacks):
-    enqueued = []
-    monkeypatch.setattr(
-        push_task, "apply_async", lambda kwargs, **_options: enqueued.append(kwargs["notification_ids"])
-    )
+@pytest.mark.parametrize("in_process", [False, True])
+def test_a_large_batch_goes_out_in_batches_on_as_many_workers_as_there_are(monkeypatch, in_process):
+    monkeypatch.setitem(push_task.app.conf, "task_always_eager", in_process)
+    runs = []
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, **_options: runs.append(kwargs))
     agency = AgencyFactory()
     event = {"agency_id": agency.pk, "kind": NotificationKind.LEAD_OFFERED, "title": "t", "body": "b", "data": {}}
+    notifications.notify_many([event] * 250, now=NOW)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        created = notifications.notify_many([event] * 250, now=NOW)
+    pushed = []
+    while len(pushed) == len(runs):  # each run queued by a full batch, in turn
+        pushed.append(len(push_owed().statuses))
 
-    assert [len(ids) for ids in enqueued] == [100, 100, 50]
-    assert [pk for ids in enqueued for pk in ids] == created
+    if in_process:
+        assert pushed == [250]  # one run takes the batches in turn
+        assert runs == []
+    else:
+        assert pushed == [100, 100, 50]  # a full batch queued the next run before it sent
+        assert runs == [{}, {}]
+    assert not Notification.objects.filter(push_status=PushStatus.PENDING).exists()
