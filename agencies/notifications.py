@@ -191,19 +191,22 @@ def push_owed_notifications(*, now: datetime) -> PushResults:
     except Exception:
         logger.warning("push flag unavailable", exc_info=True)
     task = _push_task()
+    in_process = task.app.conf.task_always_eager
     results = PushResults()
     while True:
         claimed = _claim(now)
-        more = len(claimed) == PUSH_TASK_SIZE
-        if more and not task.app.conf.task_always_eager:
-            try_enqueue(task)
+        full = len(claimed) == PUSH_TASK_SIZE
+        if full and not in_process:
+            try_enqueue(task)  # the next batch, in parallel on another worker process
         _push(claimed, now, results)
-        if not (more and task.app.conf.task_always_eager):
+        if not full or not in_process:
             return results
 
 
 def _push(claimed: list[Claimed], now: datetime, results: PushResults) -> None:
     """Sends a claimed batch and writes its outcomes (into `results` too)."""
+    if not claimed:
+        return
     tokens = defaultdict(list)
     devices = Device.objects.filter(agency_id__any=list({n.agency_id for n in claimed}), is_active=True)
     for agency_id, token in devices.values_list("agency_id", "token"):
