@@ -304,6 +304,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # JSON lines in production for the log pipeline, readable lines in development; both
 # carry the request id (also set into Celery tasks the request enqueued).
 LOG_FORMAT = env("LOG_FORMAT", default="console" if DEBUG else "json")
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -319,12 +320,13 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
     },
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Django's own console handler would print each of its records a second time.
         "django": {"handlers": [], "propagate": True},
-        # In-process tasks (no REDIS_URL) would interleave a line per task with the server's output.
-        "celery.app.trace": {"level": "INFO" if REDIS_URL else "WARNING"},
+        # A line per task in workers, unless LOG_LEVEL asks for less; in-process tasks (no
+        # REDIS_URL) would interleave one with the server's output.
+        "celery.app.trace": {"level": LOG_LEVEL if REDIS_URL else "WARNING"},
     },
 }
 

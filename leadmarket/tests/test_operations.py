@@ -159,6 +159,19 @@ def test_check_deploy_is_clean_under_production_settings():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(("log_level", "task_lines"), [("INFO", "INFO"), ("WARNING", "WARNING")])
+def test_a_workers_line_per_task_follows_log_level(log_level, task_lines):
+    import os
+
+    env = {**os.environ, **PRODUCTION_ENV, "REDIS_URL": "redis://127.0.0.1:6379/0", "LOG_LEVEL": log_level}
+    script = "from django.conf import settings; print(settings.LOGGING['loggers']['celery.app.trace']['level'])"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+
+    assert result.stdout.split()[-1] == task_lines, result.stderr
+
+
 def test_security_headers_on_responses(client, settings):
     settings.SECURE_HSTS_SECONDS = 31536000
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
