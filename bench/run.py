@@ -321,17 +321,20 @@ def _cpu_seconds(parent: int, *, include_parent: bool) -> float:
 
 
 def redis_purge(url: str) -> None:
-    """Drops the tasks queued while no worker ran, and the flag saying a distribution run is
-    queued (`leads.services.request_distribution`); `drain` distributes what they were for."""
+    """Drops the tasks queued while no worker ran, and the flags saying a distribution or a
+    push run is queued (`request_distribution`, `request_push`); `drain` queues the runs
+    again for what they were for."""
     import redis
 
     client = redis.Redis.from_url(url)
-    client.delete("celery", "push", *client.keys("*leads:distribution-queued"))
+    client.delete("celery", "push", *client.keys("*leads:distribution-queued"), *client.keys("*agencies:push-queued"))
 
 
 DRAIN = r"""
+from agencies.notifications import request_push
 from leads.services import request_distribution
 request_distribution()
+request_push()
 print(json.dumps({}))
 """
 
