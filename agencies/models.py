@@ -162,11 +162,11 @@ class Notification(models.Model):
         indexes = [
             models.Index(fields=["agency", "-created_at", "-id"], name="notification_inbox_idx"),
             models.Index(fields=["agency"], condition=models.Q(read_at__isnull=True), name="notification_unread_idx"),
-            # The pushes still owed, for the sweeper. Keyed on `pushed_at`, not on the status
-            # that every attempt changes: claiming a push then changes no indexed column (a
-            # HOT update where the page has room), and the claim's and outcome's lookups by
-            # id cannot be planned through this index, whose dead entries pile up between
-            # vacuums.
+            # The pushes still owed, oldest first: what push runs claim and the sweeper checks.
+            # Keyed on `pushed_at`, not on the status that every attempt changes: claiming a
+            # push then changes no indexed column (a HOT update where the page has room), and
+            # writing an outcome by id is never planned through this index, whose dead
+            # entries pile up between vacuums.
             models.Index(
                 fields=["created_at"], condition=models.Q(pushed_at__isnull=True), name="notification_unsettled_idx"
             ),

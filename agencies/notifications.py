@@ -63,8 +63,9 @@ def _row(event: dict, now: datetime) -> tuple:
 
 
 def notify_many(events: list[dict], *, now: datetime) -> list[int]:
-    """Creates one inbox entry per event ({agency_id, kind, title, body, data}) and pushes
-    them all after the caller's transaction commits. Returns their ids."""
+    """Creates one inbox entry per event ({agency_id, kind, title, body, data}); once the
+    caller's transaction commits, a push run is on its way for them (`request_push`).
+    Returns their ids."""
     ids = copy_rows(Notification, NOTIFICATION_ROW, [_row(event, now) for event in events])
     if ids:
         transaction.on_commit(request_push)
@@ -74,7 +75,8 @@ def notify_many(events: list[dict], *, now: datetime) -> list[int]:
 def notify(
     *, agency_id: int, kind: NotificationKind, title: str, body: str, data: dict, now: datetime, dedupe_key: str = ""
 ) -> Notification | None:
-    """Creates one inbox entry and pushes it after the caller's transaction commits.
+    """Creates one inbox entry; once the caller's transaction commits, a push run is on its
+    way for it (`request_push`).
 
     With a `dedupe_key`, an event notifies once (a reminder sent twice is one row); the
     second call returns None.
@@ -115,11 +117,13 @@ def request_push() -> None:
     distribution run's, each offer's) go out in one task rather than one task each.
     Failures are logged, never raised: the sweeper queues a run for what an outage left."""
     try:
-        first = cache.add(PUSH_QUEUED_KEY, True, PUSH_QUEUED_SECONDS)
+        flagged = cache.add(PUSH_QUEUED_KEY, True, PUSH_QUEUED_SECONDS)
+        if not flagged:
+            return
     except Exception:
         logger.warning("push flag unavailable; queueing a run", exc_info=True)
-        first = True
-    if first and not try_enqueue(_push_task(), countdown=settings.PUSH_DELAY_SECONDS):
+        flagged = False
+    if not try_enqueue(_push_task(), countdown=settings.PUSH_DELAY_SECONDS, requested=True) and flagged:
         with contextlib.suppress(Exception):
             cache.delete(PUSH_QUEUED_KEY)  # the next notification queues a run again
 
@@ -174,22 +178,26 @@ class PushResults:
     retry_after: dict[int, timedelta] = field(default_factory=dict)  # the transient failures to retry
 
 
-def push_owed_notifications(*, now: datetime) -> PushResults:
+def push_owed_notifications(*, now: datetime, requested: bool = False) -> PushResults:
     """Sends each owed notification to its agency's active devices, once, PUSH_TASK_SIZE at
     a time; a full batch first queues another run, so the next batch goes out in parallel
-    on another worker process (in-process tasks take the batches in turn).
+    on another worker process (in-process tasks take the batches in turn). The run that
+    `request_push` queued (`requested`) first clears its flag: what commits from then on
+    queues the next; other runs (the next batch's, a retry's, the sweeper's) leave a queued
+    run's flag alone.
 
     A status guard makes a second run over the same notification a no-op, and every outcome
     is written only by the attempt that claimed it. Unregistered tokens are deactivated. A
     transient FCM error puts the notification back to pending with the time of its next
     attempt (in `retry_after`, for the task to come back then); after PUSH_MAX_ATTEMPTS
-    attempts it is marked failed. One claim and one write of the outcomes per batch, not a
-    transaction per notification.
+    attempts it is marked failed. Per batch: the claim, the devices, one write per kind of
+    outcome; no transaction.
     """
-    try:
-        cache.delete(PUSH_QUEUED_KEY)  # from now on, a notification queues the next run
-    except Exception:
-        logger.warning("push flag unavailable", exc_info=True)
+    if requested:
+        try:
+            cache.delete(PUSH_QUEUED_KEY)
+        except Exception:
+            logger.warning("push flag unavailable", exc_info=True)
     task = _push_task()
     in_process = task.app.conf.task_always_eager
     results = PushResults()

@@ -16,6 +16,7 @@ from firebase_admin import exceptions, messaging
 
 from agencies import notifications, push
 from agencies.models import Device, Notification, NotificationKind, PushStatus
+from agencies.tasks import RETRY_CLOCK_MARGIN_SECONDS
 from agencies.tasks import push_notifications as push_task
 from agencies.tests.factories import AgencyFactory
 
@@ -97,8 +98,8 @@ def make_notification(agency, **fields) -> Notification:
     )
 
 
-def push_owed() -> notifications.PushResults:
-    return notifications.push_owed_notifications(now=NOW)
+def push_owed(*, requested: bool = False) -> notifications.PushResults:
+    return notifications.push_owed_notifications(now=NOW, requested=requested)
 
 
 def test_push_sends_one_multicast_to_exactly_the_agencys_active_tokens(fcm):
@@ -153,7 +154,7 @@ def test_transient_error_puts_the_push_back_and_a_run_comes_back_when_it_is_due(
     notification.refresh_from_db()
     assert notification.push_status == PushStatus.PENDING
     assert "UnavailableError" in notification.push_error
-    assert scheduled == [5.0]  # the run that comes back for it
+    assert scheduled == [5.0 + RETRY_CLOCK_MARGIN_SECONDS]  # the run that comes back for it
     assert push_task.run() == 0  # not due yet: left alone
     its_time_has_come()
     assert push_task.run() == 1  # the retry succeeds
@@ -183,8 +184,25 @@ def test_a_push_that_keeps_failing_ends_failed_after_the_last_attempt(fcm, setti
     notification.refresh_from_db()
     assert notification.push_status == PushStatus.FAILED
     assert notification.push_attempts == 3
-    assert scheduled == [5.0, 10.0]
+    assert scheduled == [5.0 + RETRY_CLOCK_MARGIN_SECONDS, 10.0 + RETRY_CLOCK_MARGIN_SECONDS]
     assert len(fcm) == 3
+
+
+def test_each_retry_time_gets_a_run_of_its_own(fcm, monkeypatch):
+    # A run takes only what is due, so one run at the earliest retry would leave the later
+    # ones to the sweeper.
+    first_try, third_try = AgencyFactory(), AgencyFactory()
+    Device.objects.create(agency=first_try, token="t1", platform="android")
+    Device.objects.create(agency=third_try, token="t3", platform="android")
+    make_notification(first_try)
+    make_notification(third_try, push_attempts=2)
+    fcm.replies.extend([{"t1": exceptions.UnavailableError("down")}, {"t3": exceptions.UnavailableError("down")}])
+    scheduled = []
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, countdown=None, **_: scheduled.append(countdown))
+
+    push_task.run()
+
+    assert scheduled == [5.0 + RETRY_CLOCK_MARGIN_SECONDS, 20.0 + RETRY_CLOCK_MARGIN_SECONDS]
 
 
 def test_the_sweeper_leaves_an_in_flight_push_alone_and_rescues_a_dead_one(
@@ -367,7 +385,7 @@ def test_notifications_made_while_a_run_is_queued_go_out_with_it(django_capture_
         with django_capture_on_commit_callbacks(execute=True):
             notifications.notify_many([event], now=NOW)
     assert len(runs) == 1
-    assert len(push_owed().statuses) == 3  # the queued run starts: it takes all three
+    assert len(push_owed(requested=True).statuses) == 3  # the queued run starts: it takes all three
     with django_capture_on_commit_callbacks(execute=True):
         notifications.notify_many([event], now=NOW)
 
@@ -419,6 +437,22 @@ def test_enqueue_failure_keeps_the_notification_for_the_sweeper(monkeypatch):
     assert [claimed.id for claimed in notifications._claim(NOW)] == [notification.pk]
 
 
+def test_only_the_requested_run_clears_the_flag(django_capture_on_commit_callbacks, monkeypatch):
+    agency = AgencyFactory()
+    runs = []
+    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, **_options: runs.append(kwargs))
+    event = {"agency_id": agency.pk, "kind": NotificationKind.LEAD_OFFERED, "title": "t", "body": "b", "data": {}}
+    with django_capture_on_commit_callbacks(execute=True):
+        notifications.notify_many([event], now=NOW)
+    assert runs == [{"requested": True}]
+
+    push_owed()  # another batch's run, a retry's or the sweeper's, while the requested one waits
+    with django_capture_on_commit_callbacks(execute=True):
+        notifications.notify_many([event], now=NOW)
+
+    assert runs == [{"requested": True}]  # still queued: it takes this one too
+
+
 def test_a_failed_enqueue_leaves_no_flag_behind(monkeypatch, django_capture_on_commit_callbacks):
     agency = AgencyFactory()
     event = {"agency_id": agency.pk, "kind": NotificationKind.LEAD_OFFERED, "title": "t", "body": "b", "data": {}}
@@ -431,7 +465,7 @@ def test_a_failed_enqueue_leaves_no_flag_behind(monkeypatch, django_capture_on_c
     with django_capture_on_commit_callbacks(execute=True):
         notifications.notify_many([event], now=NOW)
 
-    assert runs == [{}]  # the next notification queues the run the first could not
+    assert runs == [{"requested": True}]  # the next notification queues the run the first could not
 
 
 def test_dedupe_key_notifies_once():

@@ -378,7 +378,7 @@ def test_an_offer_queues_a_push_run_only_after_commit(monkeypatch, django_captur
         assert pushed == []
 
     assert Notification.objects.filter(agency=agency, kind=NotificationKind.LEAD_OFFERED).exists()
-    assert pushed == [{}]  # a push run, which takes every notification owed when it starts
+    assert pushed == [{"requested": True}]  # a push run, which takes every notification owed when it starts
 
 
 def test_a_broker_outage_never_loses_or_rolls_back_the_offer(monkeypatch, django_capture_on_commit_callbacks):
