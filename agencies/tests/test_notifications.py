@@ -640,8 +640,13 @@ def test_a_batch_is_claimed_at_once_and_each_gets_its_own_outcome(fcm, django_as
 @pytest.mark.parametrize("in_process", [False, True])
 def test_a_large_batch_goes_out_in_batches_on_as_many_workers_as_there_are(monkeypatch, in_process):
     monkeypatch.setitem(push_task.app.conf, "task_always_eager", in_process)
-    runs = []
-    monkeypatch.setattr(push_task, "apply_async", lambda kwargs, **_options: runs.append(kwargs))
+    runs, settled_when_queued = [], []
+
+    def queue_run(kwargs, **_options):
+        runs.append(kwargs)
+        settled_when_queued.append(Notification.objects.exclude(pushed_at=None).count())
+
+    monkeypatch.setattr(push_task, "apply_async", queue_run)
     agency = AgencyFactory()
     event = {"agency_id": agency.pk, "kind": NotificationKind.LEAD_OFFERED, "title": "t", "body": "b", "data": {}}
     notifications.notify_many([event] * 250, now=NOW)
@@ -654,6 +659,7 @@ def test_a_large_batch_goes_out_in_batches_on_as_many_workers_as_there_are(monke
         assert pushed == [250]  # one run takes the batches in turn
         assert runs == []
     else:
-        assert pushed == [100, 100, 50]  # a full batch queued the next run before it sent
+        assert pushed == [100, 100, 50]
         assert runs == [{}, {}]
+        assert settled_when_queued == [0, 100]  # each full batch queued the next run before it sent
     assert not Notification.objects.filter(push_status=PushStatus.PENDING).exists()
