@@ -95,9 +95,9 @@ def notify(
     return notification
 
 
-# Notifications per claim: one claim and one write of the outcomes for each, while a task
-# with real FCM round trips (~0.1 s each) stays well inside its time limit.
-PUSH_TASK_SIZE = 100
+# Notifications per batch (one claim, one write per kind of outcome): a run with real FCM
+# round trips (~0.1 s each) stays well inside its time limit.
+PUSH_BATCH_SIZE = 100
 # Set while a push run is queued and has not started: what commits meanwhile is its.
 PUSH_QUEUED_KEY = "agencies:push-queued"
 # Longer than any wait for a queued run; a flag whose run was lost expires after it.
@@ -147,7 +147,7 @@ class Claimed(NamedTuple):
 
 
 def _claim(now: datetime) -> list[Claimed]:
-    """Moves up to PUSH_TASK_SIZE owed notifications (pending, and due if retried), oldest
+    """Moves up to PUSH_BATCH_SIZE owed notifications (pending, and due if retried), oldest
     first, to `sending` for this attempt, in one statement (no transaction around it: it is
     atomic on its own). Those another run is claiming right now are skipped (SKIP LOCKED),
     not waited for. Returns plain rows, in the order the notifications were made."""
@@ -157,7 +157,7 @@ def _claim(now: datetime) -> list[Claimed]:
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .order_by("created_at")
     )
-    owed_sql, params = owed.values("pk")[:PUSH_TASK_SIZE].query.sql_with_params()
+    owed_sql, params = owed.values("pk")[:PUSH_BATCH_SIZE].query.sql_with_params()
     if connection.features.has_select_for_update_skip_locked:
         # Django compiles FOR UPDATE only inside a transaction, which this statement needs not.
         owed_sql += " FOR UPDATE SKIP LOCKED"
@@ -179,7 +179,7 @@ class PushResults:
 
 
 def push_owed_notifications(*, now: datetime, requested: bool = False) -> PushResults:
-    """Sends each owed notification to its agency's active devices, once, PUSH_TASK_SIZE at
+    """Sends each owed notification to its agency's active devices, once, PUSH_BATCH_SIZE at
     a time; a full batch first queues another run, so the next batch goes out in parallel
     on another worker process (in-process tasks take the batches in turn). The run that
     `request_push` queued (`requested`) first clears its flag: what commits from then on
@@ -203,7 +203,7 @@ def push_owed_notifications(*, now: datetime, requested: bool = False) -> PushRe
     results = PushResults()
     while True:
         claimed = _claim(now)
-        full = len(claimed) == PUSH_TASK_SIZE
+        full = len(claimed) == PUSH_BATCH_SIZE
         if full and not in_process:
             try_enqueue(task)  # the next batch, in parallel on another worker process
         _push(claimed, now, results)
