@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import psycopg
 import redis
+from run import process_cpu_seconds, services_cpu_seconds, summarize  # the bench directory is on the path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "leadmarket_bench_push"
@@ -67,28 +67,6 @@ print(json.dumps({"notifications": made, "seconds": round(time.monotonic() - sta
 """
 
 
-def processes() -> dict[int, tuple[int, bool, float]]:
-    """Every process: its parent, whether it is PostgreSQL's, and its user + system time."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            postgres = Path(f"/proc/{entry}/cmdline").read_bytes().startswith(b"postgres")
-        except OSError:
-            continue
-        found[int(entry)] = (int(fields[1]), postgres, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
-    return found
-
-
-def cpu_between(before: dict, after: dict, member) -> float:
-    """CPU spent between two snapshots by the processes `member(pid, parent, postgres)`
-    picks (those started meanwhile, such as the worker's database backends, from zero)."""
-    return sum(cpu - before.get(pid, (0, False, 0.0))[2] for pid, (parent, postgres, cpu) in after.items()
-               if member(pid, parent, postgres))  # fmt: skip
-
-
 def measure(app_dir: Path, args) -> dict:
     with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
@@ -116,28 +94,32 @@ def measure(app_dir: Path, args) -> dict:
          "-l", "WARNING"],
         env=env, cwd=app_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+    def snapshot() -> tuple:
+        return (services_cpu_seconds(), process_cpu_seconds(worker.pid, include_parent=True),
+                process_cpu_seconds(notifier.pid, include_parent=True))  # fmt: skip
+
     try:
         time.sleep(6)  # the worker is up
-        before = processes()
+        before = snapshot()
         notifier.stdin.write("go\n")
         notifier.stdin.flush()
         done = json.loads(notifier.stdout.readline())
-        after = processes()
+        after = snapshot()
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
         notifier.wait(timeout=60)
+    # PostgreSQL's processes: the worker's backends (and autovacuum), apart from the notifier's
+    # own, which is counted with the notifier. A backend started meanwhile counts from zero.
+    database = {key: seconds - before[0].get(key, 0.0) for key, seconds in after[0].items() if key[0] == "db"}
+    notifier_backend = sum(seconds for (_, pid, _), seconds in database.items() if pid == backend)
     cpu = {
-        "worker_us": cpu_between(before, after, lambda pid, parent, _: worker.pid in (pid, parent)),
-        # The worker's backends (and autovacuum); the notifier's own is counted with it.
-        "database_us": cpu_between(before, after, lambda pid, _, postgres: postgres and pid != backend),
-        "notifier_us": cpu_between(before, after, lambda pid, *_: pid in (notifier.pid, backend)),
+        "worker_us": after[1] - before[1],
+        "database_us": sum(database.values()) - notifier_backend,
+        "notifier_us": after[2] - before[2] + notifier_backend,
     }
     return {name: round(seconds * 1e6 / done["notifications"]) for name, seconds in cpu.items()} | done
-
-
-def summarize(values: list[int]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def main() -> None:

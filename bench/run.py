@@ -278,11 +278,11 @@ class Stack:
     def web_cpu_seconds(self) -> float:
         """User + system CPU of the gunicorn workers so far: CPU per request is the measure
         that other work on the machine disturbs least."""
-        return _cpu_seconds(self.web.pid, include_parent=False)
+        return process_cpu_seconds(self.web.pid, include_parent=False)
 
     def worker_cpu_seconds(self) -> float:
         """User + system CPU of the Celery worker (main process and pool) so far."""
-        return _cpu_seconds(self.worker.pid, include_parent=True)
+        return process_cpu_seconds(self.worker.pid, include_parent=True)
 
 
 def services_cpu_seconds() -> dict[tuple[str, int, str], float]:
@@ -311,7 +311,7 @@ def cpu_per_unit(before: dict, units: float) -> dict[str, float]:
     return {f"{service}_cpu_ms": round(1000 * seconds / units, 2) for service, seconds in totals.items()}
 
 
-def _cpu_seconds(parent: int, *, include_parent: bool) -> float:
+def process_cpu_seconds(parent: int, *, include_parent: bool) -> float:
     pids = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
     total = 0
     for pid in [str(parent)] * include_parent + pids:
