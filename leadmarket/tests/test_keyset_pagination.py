@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -79,6 +80,37 @@ def test_count_is_exact_up_to_the_limit_then_an_estimate(staff, leads, monkeypat
     counted = pagination.capped_count(Lead.objects.all(), limit=5)
     assert counted >= 6  # the planner's estimate, never below limit + 1
     assert pagination.capped_count(Lead.objects.all(), limit=10) == 7
+
+
+def _queries_and_page(client, url, query=None) -> tuple[int, dict]:
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(url, query).json()["data"]
+    return len(queries), page
+
+
+def test_an_estimate_is_reused_per_user_and_filters_until_it_expires(staff, leads, monkeypatch):
+    monkeypatch.setattr(pagination, "EXACT_COUNT_LIMIT", 5)  # 7 leads: an estimate
+    counted, first = _queries_and_page(staff, ADMIN, {"page_size": 2})
+    reused, second = _queries_and_page(staff, first["next"])
+    assert second["count"] == first["count"] >= 6
+    assert reused == counted - 2  # neither the capped count nor the EXPLAIN
+    assert _queries_and_page(staff, ADMIN, {"page_size": 5})[0] == counted - 2  # page size is not a filter
+
+    assert _queries_and_page(staff, ADMIN, {"page_size": 2, "is_test": "false"})[0] == counted
+    other = StaffUserFactory()
+    other.user_permissions.add(Permission.objects.get(codename="view_lead"))
+    assert _queries_and_page(client_for(other, Realm.STAFF), ADMIN, {"page_size": 2})[0] == counted
+
+    monkeypatch.setattr(pagination, "ESTIMATE_CACHE_SECONDS", 0)  # nothing kept from here on
+    cache.clear()
+    assert _queries_and_page(staff, ADMIN, {"page_size": 2})[0] == counted
+    assert _queries_and_page(staff, ADMIN, {"page_size": 2})[0] == counted
+
+
+def test_an_exact_count_follows_every_change(staff, leads):
+    first = staff.get(ADMIN, {"page_size": 2}).json()["data"]
+    LeadFactory()
+    assert (first["count"], staff.get(first["next"]).json()["data"]["count"]) == (7, 8)
 
 
 def test_a_last_page_by_number_is_counted_without_a_count_query(staff, leads):
