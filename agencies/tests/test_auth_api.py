@@ -203,6 +203,20 @@ def test_deactivated_user_is_refused(api_client, agency):
     assert_failure(client.get(PROFILE), 401)
 
 
+@pytest.mark.parametrize("user_id", ["deleted", None, "not-a-number", ["a", "list"]])
+def test_a_signed_token_without_a_live_user_is_401(api_client, agency, user_id):
+    token = AccessToken.for_user(agency.user)
+    token["realm"] = "agency"
+    if user_id == "deleted":
+        agency.delete()
+        agency.user.delete()
+    else:
+        token["user_id"] = user_id
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert_failure(api_client.get(PROFILE), 401)
+
+
 def test_refresh_with_garbage_is_401(api_client):
     assert_failure(api_client.post(REFRESH, {"refresh": "garbage"}), 401)
 
