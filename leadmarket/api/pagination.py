@@ -1,7 +1,9 @@
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
+import logging
 from datetime import datetime
 
 from django.core.cache import cache
@@ -13,6 +15,8 @@ from rest_framework.exceptions import NotFound
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from .envelope import ok
+
+logger = logging.getLogger(__name__)
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
@@ -146,20 +150,27 @@ class KeysetPagination(PageNumberPagination):
         return rows
 
     def _count(self, queryset) -> int:
-        """`capped_count`, keeping an estimate per user, path and filters (not the position
-        or page size): an exact count is never reused, it must follow every change."""
+        """`capped_count`, keeping a count above the limit (an estimate) per user, path and
+        filters (not the position or page size). A count within the limit is never kept: it
+        is exact and follows every change; a list that shrinks below the limit shows its last
+        estimate until that expires."""
         filters = sorted(
             (name, values)
             for name, values in self.request.query_params.lists()
             if name not in (self.cursor_query_param, self.page_query_param, self.page_size_query_param)
         )
         scope = json.dumps([self.request.path, self.request.user.pk, filters])
-        key = "list-estimate:" + hashlib.sha256(scope.encode()).hexdigest()
-        count = cache.get(key)
+        key = "list-estimate:v1:" + hashlib.sha256(scope.encode()).hexdigest()
+        try:
+            count = cache.get(key)
+        except Exception:  # the cache is down: the list counts, as it would on a miss
+            logger.warning("list count cache unavailable", exc_info=True)
+            return capped_count(queryset, EXACT_COUNT_LIMIT)
         if count is None:
             count = capped_count(queryset, EXACT_COUNT_LIMIT)
             if count > EXACT_COUNT_LIMIT:
-                cache.set(key, count, ESTIMATE_CACHE_SECONDS)
+                with contextlib.suppress(Exception):
+                    cache.set(key, count, ESTIMATE_CACHE_SECONDS)
         return count
 
     @staticmethod
@@ -222,7 +233,10 @@ class KeysetPagination(PageNumberPagination):
         described = super().get_paginated_response_schema(schema)
         described["properties"]["count"] = {
             "type": "integer",
-            "description": f"Exact up to {EXACT_COUNT_LIMIT:,} matching rows; above that PostgreSQL's estimate.",
+            "description": (
+                f"Exact up to {EXACT_COUNT_LIMIT:,} matching rows; above that PostgreSQL's estimate,"
+                f" reused for up to {ESTIMATE_CACHE_SECONDS} s."
+            ),
         }
         described["properties"]["next"]["description"] = "Cursor link to the next page (null on the last)."
         return described
