@@ -54,9 +54,9 @@ class RealmJWTAuthentication(JWTAuthentication):
             # get(), not filter().first(): on every request, first()'s ordering and slicing cost
             # a third of this lookup's Python time.
             user = User.objects.select_related("agency").get(pk=validated_token.get(api_settings.USER_ID_CLAIM))
-        except (User.DoesNotExist, ValueError, TypeError):
-            user = None
-        if user is None or not user_belongs_to_realm(user, self.realm) or not user_may_authenticate(user):
+        except (User.DoesNotExist, ValueError, TypeError) as exc:  # deleted, or not a user id
+            raise AuthenticationFailed(_("The token's account does not exist."), code="user_not_found") from exc
+        if not user_belongs_to_realm(user, self.realm) or not user_may_authenticate(user):
             raise AuthenticationFailed(_("The account is disabled or suspended."), code="user_inactive")
         return user
 

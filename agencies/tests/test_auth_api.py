@@ -214,7 +214,8 @@ def test_a_signed_token_without_a_live_user_is_401(api_client, agency, user_id):
         token["user_id"] = user_id
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
 
-    assert_failure(api_client.get(PROFILE), 401)
+    response = assert_failure(api_client.get(PROFILE), 401)
+    assert response["message"] == "The token's account does not exist."
 
 
 def test_refresh_with_garbage_is_401(api_client):
