@@ -726,8 +726,12 @@ def main() -> None:
                 # (pagination.ESTIMATE_CACHE_SECONDS); both are one-off costs, not the list's.
                 wrk(url, script=lua.name, env=list_env, connections=2, duration=1)
                 # As many clients as cores: latency, not queueing behind the other connections.
-                record(name, wrk(url, script=lua.name, env=list_env, connections=2,
-                                 duration=max(3, args.duration // 2), server=stack))  # fmt: skip
+                result = record(name, wrk(url, script=lua.name, env=list_env, connections=2,
+                                          duration=max(3, args.duration // 2), server=stack))  # fmt: skip
+                answered = int(result["s2xx"] + result["s4xx"] + result["s5xx"])
+                checks.append({"run": name, "round": rep, "responses_2xx": int(result["s2xx"]),
+                               "responses_other": answered - int(result["s2xx"]),
+                               "ok": answered > 0 and result["s2xx"] == answered})  # fmt: skip
             if not args.skip_redistribute:
                 mark, started = results["data"]["generated_at"], datetime.now(UTC)
                 record("redistribute_leads", redistribute.run_round(env, mark))
