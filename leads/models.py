@@ -70,11 +70,13 @@ class Lead(models.Model):
             # The sweeper's work queue stays tiny: only leads waiting for hand-off.
             models.Index(fields=["received_at", "id"], condition=Q(status="new"), name="lead_pending_handoff_idx"),
             models.Index(fields=["status", "received_at"], name="lead_status_received_idx"),
-            # The staff list, newest first, also by ZIP code: keyset pages read one index range.
-            # With the status in the index, the capped count of a ZIP code's leads of a status
-            # is an index-only scan.
+            # The staff list, newest first, also by ZIP code, and by ZIP code and status: keyset
+            # pages, and the capped count, read one index range. (With the status only included
+            # in the ZIP code's index, a page of one status walked past the ZIP code's newer
+            # leads of other statuses, and the count read all of the ZIP code's entries.)
             models.Index(fields=["-received_at", "-id"], name="lead_recent_idx"),
-            models.Index(fields=["zipcode", "-received_at", "-id"], include=["status"], name="lead_zipcode_list_idx"),
+            models.Index(fields=["zipcode", "-received_at", "-id"], name="lead_zipcode_recent_idx"),
+            models.Index(fields=["zipcode", "status", "-received_at", "-id"], name="lead_zipcode_status_list_idx"),
             # Redistribution walks the unassigned backlog in id order, batches across ZIP codes.
             models.Index(fields=["id"], condition=Q(status="unassigned"), name="lead_unassigned_idx"),
             # The duplicates of a lead (and the PROTECT check when one is deleted).

@@ -132,7 +132,7 @@ class AdminLeadListView(StaffAPIView, ListAPIView):
     required_permissions = {"GET": "leads.view_lead"}
     serializer_class = AdminLeadSerializer
     filterset_class = AdminLeadFilter
-    pagination_class = KeysetPagination  # served by lead_recent_idx / lead_zipcode_list_idx
+    pagination_class = KeysetPagination  # lead_recent_idx, lead_zipcode_recent_idx, lead_zipcode_status_list_idx
     row_columns = selectors.ADMIN_LEAD_COLUMNS
     queryset = Lead.objects.none()  # for the schema; requests use get_queryset
 
