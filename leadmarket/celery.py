@@ -1,3 +1,4 @@
+import gc
 import logging
 import os
 from functools import partial
@@ -44,3 +45,11 @@ def _reuse_database_connections(task=None, **kwargs):
     the caller's process (eager), which must keep the caller's connection and transaction."""
     if task is not None and not task.request.is_eager:
         close_old_connections()
+
+
+@signals.worker_process_init.connect
+def _freeze_loaded_objects(**kwargs):
+    """A pool process keeps what it inherited (Django, the task modules) until it exits: out of
+    the garbage collector's reach, its full collections walk only what tasks allocate (as in
+    the web processes: leadmarket.wsgi.warm_up)."""
+    gc.freeze()
