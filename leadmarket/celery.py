@@ -52,4 +52,5 @@ def _freeze_loaded_objects(**kwargs):
     """A pool process keeps what it inherited (Django, the task modules) until it exits: out of
     the garbage collector's reach, its full collections walk only what tasks allocate (as in
     the web processes: leadmarket.wsgi.warm_up)."""
+    gc.collect()
     gc.freeze()
