@@ -343,7 +343,7 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 # Joining the browsers' preload list is a decision per domain (SECURE_HSTS_PRELOAD), not a default.
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # The lists' covering indexes (INCLUDE) are PostgreSQL's; SQLite builds them on the key
+    # The agency list's covering index (INCLUDE) is PostgreSQL's; SQLite builds it on the key
     # columns alone, which is all a development database needs.
     SILENCED_SYSTEM_CHECKS.append("models.W040")
 SECURE_CONTENT_TYPE_NOSNIFF = True
