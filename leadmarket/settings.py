@@ -284,6 +284,9 @@ CELERY_BEAT_SCHEDULE["distribute-new-leads"] = {"task": "leads.tasks.distribute_
 # Minutes an agency has to accept or reject an offered lead before it moves on.
 OFFER_TIMEOUT_MINUTES = env.int("OFFER_TIMEOUT_MINUTES", default=30)
 CELERY_BEAT_SCHEDULE["redistribute-leads"] = {"task": "leads.tasks.redistribute_leads", "schedule": 60.0}
+# The minute's redistribution runs as this many tasks over disjoint sets of ZIP codes, which
+# the worker processes take side by side (about one per core).
+REDISTRIBUTION_PARTITIONS = env.int("REDISTRIBUTION_PARTITIONS", default=2)
 CELERY_BEAT_SCHEDULE["remind-expiring-offers"] = {"task": "leads.tasks.remind_expiring_offers", "schedule": 60.0}
 
 # --- Benchmark ---------------------------------------------------------------------------

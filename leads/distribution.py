@@ -29,6 +29,7 @@ never waits for a cursor while it holds a cap lock, so two distributions cannot 
 
 import contextlib
 import logging
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -501,7 +502,13 @@ def _add(summary: RedistributionSummary, outcome: Outcome) -> None:
 
 
 def expire_offers(
-    *, now: datetime, filters: Q | None = None, limit: int | None = None, batch_size: int = BATCH_SIZE, progress=None
+    *,
+    now: datetime,
+    filters: Q | None = None,
+    partition: tuple[int, int] | None = None,
+    limit: int | None = None,
+    batch_size: int = BATCH_SIZE,
+    progress=None,
 ) -> RedistributionSummary:
     """Expires offers past their deadline and offers each lead to the next eligible agency
     at once (or makes it `unassigned`), one ZIP code per transaction. One pass over the ZIP
@@ -518,6 +525,8 @@ def expire_offers(
         .order_by("zipcode")
     )
     for zipcode in list(zipcodes):
+        if partition and zip_part(zipcode, partition[1]) != partition[0]:
+            continue
         while limit is None or summary.expired < limit:
             size = batch_size if limit is None else min(batch_size, limit - summary.expired)
             expired, outcome = _expire_in_zipcode(zipcode=zipcode, now=now, filters=filters, batch_size=size)
@@ -531,20 +540,30 @@ def expire_offers(
 
 
 def retry_unassigned(
-    *, now: datetime, filters: Q | None = None, limit: int | None = None, batch_size: int = BATCH_SIZE, progress=None
+    *,
+    now: datetime,
+    filters: Q | None = None,
+    partition: tuple[int, int] | None = None,
+    limit: int | None = None,
+    batch_size: int = BATCH_SIZE,
+    progress=None,
 ) -> RedistributionSummary:
     """Offers unassigned leads again, oldest first, in batches of leads of any ZIP codes that
     a live subscription holds, one transaction each (see `distribute`). Leads of ZIP codes
     nobody covers are not touched; leads another run holds are skipped."""
     filters = filters or Q()
     summary = RedistributionSummary()
-    covered = Territory.objects.live().values("zipcode")
+    covered = Q(zipcode__in=Territory.objects.live().values("zipcode"))
+    if partition:  # this part's ZIP codes, listed: PostgreSQL estimates a list, not a hash of the column
+        part, parts = partition
+        zipcodes = set(Territory.objects.live().values_list("zipcode", flat=True))
+        covered = Q(zipcode__any=sorted(zipcode for zipcode in zipcodes if zip_part(zipcode, parts) == part))
     after_id = 0
     while limit is None or summary.examined < limit:
         size = batch_size if limit is None else min(batch_size, limit - summary.examined)
         with transaction.atomic():
             leads = list(
-                Lead.objects.filter(filters, status=LeadStatus.UNASSIGNED, id__gt=after_id, zipcode__in=covered)
+                Lead.objects.filter(filters, covered, status=LeadStatus.UNASSIGNED, id__gt=after_id)
                 .select_for_update(no_key=True, skip_locked=True)
                 # Only what distribution and the notification text read: loading (and
                 # decoding) every column of every lead was a large share of a batch's time.
@@ -561,18 +580,27 @@ def retry_unassigned(
     return summary
 
 
+def zip_part(zipcode: str, parts: int) -> int:
+    """Which of `parts` parts of the ZIP codes `zipcode` is in, the same in every process
+    (CRC-32, not Python's salted hash). Runs over different parts share no ZIP code, so they
+    never wait for each other's rotation cursors."""
+    return zlib.crc32(zipcode.encode()) % parts
+
+
 def redistribute_leads(
     *,
     now: datetime,
     zipcode: str | None = None,
     portal_id: int | None = None,
     since: datetime | None = None,
+    partition: tuple[int, int] | None = None,
     limit: int | None = None,
     progress=None,
 ) -> RedistributionSummary:
     """Re-offers leads whose offer expired and retries unassigned leads (optionally for one
-    ZIP code, one portal, or leads received since a time). Idempotent and safe while
-    webhooks arrive and while another copy runs."""
+    ZIP code, one portal, leads received since a time, or the ZIP codes of one `partition`:
+    (part, parts), see `zip_part`). Idempotent and safe while webhooks arrive and while
+    another copy runs."""
     filters = Q()
     if zipcode:
         filters &= Q(zipcode=zipcode)
@@ -580,8 +608,8 @@ def redistribute_leads(
         filters &= Q(portal_id=portal_id)
     if since:
         filters &= Q(received_at__gte=since)
-    expired = expire_offers(now=now, filters=filters, limit=limit, progress=progress)
-    retried = retry_unassigned(now=now, filters=filters, limit=limit, progress=progress)
+    expired = expire_offers(now=now, filters=filters, partition=partition, limit=limit, progress=progress)
+    retried = retry_unassigned(now=now, filters=filters, partition=partition, limit=limit, progress=progress)
     return RedistributionSummary(
         expired=expired.expired,
         examined=retried.examined,

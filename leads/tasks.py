@@ -1,4 +1,5 @@
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from . import distribution, services
@@ -23,10 +24,22 @@ def distribute_new_leads(*, follow_up: bool = False) -> int:
 
 
 @shared_task(name="leads.tasks.redistribute_leads", soft_time_limit=240, time_limit=300)
-def redistribute_leads(*, zipcodes: list[str] | None = None) -> dict:
-    """Every minute for all ZIP codes; at once for the ZIP codes whose eligibility changed."""
+def redistribute_leads(*, zipcodes: list[str] | None = None, partition: list[int] | None = None) -> dict:
+    """Every minute for all ZIP codes; at once for the ZIP codes whose eligibility changed.
+
+    The minute's run queues one run per part of the ZIP codes (REDISTRIBUTION_PARTITIONS,
+    see `distribution.zip_part`), which worker processes take side by side: one process
+    redistributes a backlog at the speed of one core, and the parts never wait for each
+    other (but for capped subscriptions, whose cap counts serialize their offers)."""
+    parts = settings.REDISTRIBUTION_PARTITIONS
+    if zipcodes is None and partition is None and parts > 1:
+        for part in range(parts):
+            redistribute_leads.delay(partition=[part, parts])
+        return {"partitions": parts}
     now = timezone.now()
-    summaries = [distribution.redistribute_leads(now=now, zipcode=zipcode) for zipcode in zipcodes or [None]]
+    summaries = [
+        distribution.redistribute_leads(now=now, zipcode=zipcode, partition=partition) for zipcode in zipcodes or [None]
+    ]
     return {"offered": sum(s.offered for s in summaries), "expired": sum(s.expired for s in summaries)}
 
 

@@ -1,5 +1,7 @@
 """The rotation engine and the offer lifecycle, through the services."""
 
+import subprocess
+import sys
 from collections import Counter
 from datetime import timedelta
 
@@ -193,6 +195,37 @@ def test_redistribution_filters_by_zipcode():
     distribution.redistribute_leads(now=timezone.now(), zipcode="10001")
 
     assert list(Offer.objects.values_list("lead_id", flat=True)) == [kept.pk]
+
+
+ZIPCODES = [f"100{n:02d}" for n in range(1, 13)]
+
+
+def test_every_process_puts_a_zipcode_in_the_same_part():
+    script = (
+        "import sys, django; django.setup(); from leads.distribution import zip_part;"
+        " print([zip_part(zipcode, 3) for zipcode in sys.argv[1:]])"
+    )
+    other = subprocess.run([sys.executable, "-c", script, *ZIPCODES], capture_output=True, text=True, check=True)
+
+    here = [distribution.zip_part(zipcode, 3) for zipcode in ZIPCODES]
+    assert other.stdout.strip() == str(here)  # not Python's hash(), salted per process
+    assert set(here) == {0, 1, 2}
+    assert {distribution.zip_part(zipcode, 1) for zipcode in ZIPCODES} == {0}
+
+
+def test_redistribution_by_parts_offers_each_lead_once_in_rotation():
+    agencies = [subscribed_agency(*ZIPCODES) for _ in range(2)]
+    leads = [LeadFactory(zipcode=zipcode, status=LeadStatus.UNASSIGNED) for zipcode in ZIPCODES for _ in range(3)]
+
+    first = distribution.redistribute_leads(now=timezone.now(), partition=(0, 2))
+    second = distribution.redistribute_leads(now=timezone.now(), partition=(1, 2))
+
+    assert first.offered == sum(distribution.zip_part(lead.zipcode, 2) == 0 for lead in leads) > 0
+    assert first.offered + second.offered == len(leads)
+    assert sorted(Offer.objects.values_list("lead_id", flat=True)) == sorted(lead.pk for lead in leads)
+    for zipcode in ZIPCODES:  # three leads over two agencies: two and one
+        assert sorted(offers_per_agency(zipcode).values()) == [1, 2], zipcode
+    assert {agency.pk for agency in agencies} == set(Offer.objects.values_list("agency_id", flat=True))
 
 
 def test_accept_is_idempotent_and_other_states_are_409():
@@ -446,3 +479,44 @@ def test_one_batch_over_several_zipcodes_keeps_each_rotation_and_a_shared_cap_ex
     assert per_zipcode["10002"] == [capped.id, others["10002"].id, others["10002"].id, others["10002"].id]
     assert Offer.objects.filter(agency=capped).count() == 3
     assert dict(RotationCursor.objects.values_list("zipcode", "offers_made")) == {"10001": 4, "10002": 4}
+
+
+def test_the_minute_run_queues_one_run_per_part_of_the_zipcodes(monkeypatch, settings):
+    from leads import tasks
+
+    settings.REDISTRIBUTION_PARTITIONS = 3
+    queued = []
+    monkeypatch.setattr(
+        "leads.tasks.redistribute_leads.apply_async", lambda args=None, kwargs=None, **_options: queued.append(kwargs)
+    )
+
+    assert tasks.redistribute_leads() == {"partitions": 3}
+    assert queued == [{"partition": [0, 3]}, {"partition": [1, 3]}, {"partition": [2, 3]}]
+    tasks.redistribute_leads(zipcodes=["10001"])  # a run for some ZIP codes is not split
+    assert len(queued) == 3
+
+
+def test_a_run_of_one_part_offers_only_its_zipcodes_leads():
+    from leads import tasks
+
+    subscribed_agency(*ZIPCODES)
+    leads = [LeadFactory(zipcode=zipcode, status=LeadStatus.UNASSIGNED) for zipcode in ZIPCODES]
+    part = {lead.pk for lead in leads if distribution.zip_part(lead.zipcode, 2) == 1}
+
+    assert tasks.redistribute_leads(partition=[1, 2]) == {"offered": len(part), "expired": 0}
+    assert set(Offer.objects.values_list("lead_id", flat=True)) == part
+    assert 0 < len(part) < len(leads)
+
+
+def test_a_part_expires_only_the_overdue_offers_of_its_zipcodes():
+    for _ in range(2):
+        subscribed_agency(*ZIPCODES)
+    leads = [LeadFactory(zipcode=zipcode) for zipcode in ZIPCODES]
+    distribute(*leads)
+    later = timezone.now() + distribution.offer_timeout() + timedelta(minutes=1)
+
+    summary = distribution.redistribute_leads(now=later, partition=(0, 2))
+
+    part = {lead.pk for lead in leads if distribution.zip_part(lead.zipcode, 2) == 0}
+    assert set(Offer.objects.filter(status=OfferStatus.EXPIRED).values_list("lead_id", flat=True)) == part
+    assert summary.expired == summary.offered == len(part)

@@ -5,7 +5,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -147,6 +147,39 @@ def test_concurrent_redistribution_runs_offer_each_lead_once():
 
     assert Offer.objects.count() == len(leads)
     assert Offer.objects.values("lead").distinct().count() == len(leads)
+
+
+def test_redistribution_parts_never_wait_for_each_other():
+    zipcodes = [f"100{n:02d}" for n in range(1, 13)]
+    for _ in range(2):
+        subscribed_agency(*zipcodes)
+    leads = [LeadFactory(zipcode=zipcode, status="unassigned") for zipcode in zipcodes for _ in range(5)]
+    part_zero = [zipcode for zipcode in zipcodes if distribution.zip_part(zipcode, 2) == 0]
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_part_zero():  # a run of part 0 in the middle of its batch
+        with transaction.atomic():
+            distribution.lock_cursors(part_zero)
+            holding.set()
+            release.wait(30)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        held = pool.submit(lambda: in_threads([hold_part_zero], workers=1))
+        assert holding.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # waiting on part 0's locks would fail here
+        try:
+            second = distribution.redistribute_leads(now=timezone.now(), partition=(1, 2))
+        finally:
+            release.set()
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+        held.result()
+    first = distribution.redistribute_leads(now=timezone.now(), partition=(0, 2))
+
+    assert first.offered == 5 * len(part_zero)
+    assert second.offered == len(leads) - first.offered
+    assert Offer.objects.values("lead").distinct().count() == Offer.objects.count() == len(leads)
 
 
 def test_concurrent_runs_over_new_leads_offer_each_lead_once_in_balance():
