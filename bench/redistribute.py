@@ -1,8 +1,9 @@
 """`redistribute_leads` over the generated backlog of unassigned leads: leads per second,
 before and after side by side, optionally profiled.
 
-    .venv/bin/python bench/redistribute.py                           # this checkout, 3 rounds
-    .venv/bin/python bench/redistribute.py --baseline-dir /tmp/base  # alternating with another checkout
+    .venv/bin/python bench/redistribute.py                           # this checkout, 3 rounds, 2 parts
+    .venv/bin/python bench/redistribute.py --baseline-dir /tmp/base  # alternating with another checkout (1 process)
+    .venv/bin/python bench/redistribute.py --baseline-dir . --parts 2 --baseline-parts 1  # 2 parts against 1
     .venv/bin/python bench/redistribute.py --profile /tmp/redis.prof # cProfile of one round
     .venv/bin/python bench/redistribute.py --instructions 2000 --baseline-dir /tmp/base  # callgrind counts
 
@@ -11,7 +12,9 @@ Each round first puts the backlog back (`RESET`: the offers and notifications ma
 the data was generated are deleted, their leads unassigned again, the webhook scenarios'
 live offers are kept from expiring mid-round, then VACUUM ANALYZE, as
 autovacuum would have done before a nightly run), then times the command's own function in
-a child process with Django set up (DEBUG off). `bench/run.py` runs the same round.
+a child process with Django set up (DEBUG off), or, with `--parts N`, N child processes over
+the N parts of the ZIP codes started together, as the minute's task runs in production
+(`leads.tasks.redistribute_leads`). `bench/run.py` runs the same round.
 """
 
 import argparse
@@ -20,6 +23,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import callgrind
@@ -27,14 +31,17 @@ import generate  # the bench directory is on the path: run as a script, or impor
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ROUND = r"""
+SETUP = r"""
 import cProfile, json, os, sys, time
 import django
 django.setup()
 from django.db import connection
 from django.utils import timezone
 from leads import distribution
-gate, mark, profile, limit = sys.argv[1:5]
+gate, mark, profile, limit, partition = sys.argv[1:6]
+"""
+
+RESET = r"""
 with connection.cursor() as c:
     c.execute("DELETE FROM agencies_notification WHERE kind = 'lead_offered' AND created_at >= %s", [mark])
     c.execute("DELETE FROM leads_offer o USING leads_lead l WHERE o.lead_id = l.id AND l.external_id LIKE 'gen-%%'"
@@ -48,24 +55,39 @@ with connection.cursor() as c:
     c.execute("SELECT count(*) FROM leads_lead WHERE status = 'unassigned'")
     backlog = c.fetchone()[0]
     c.execute("VACUUM ANALYZE leads_lead, leads_offer, agencies_notification, leads_rotationcursor")
-if gate:  # counting instructions (callgrind.py): warm up, then wait until the counting is on
+"""
+
+TIMED = r"""
+if gate and not partition:  # counting instructions (callgrind.py): warm up, then wait until the counting is on
     distribution.retry_unassigned(now=timezone.now(), limit=1000)
+if gate:  # counting, or a part waiting for the others to be ready
     wait_for_gate(gate)
 profiler = cProfile.Profile() if profile else None
-started, cpu = time.perf_counter(), time.process_time()
+started, cpu, started_at = time.perf_counter(), time.process_time(), time.time()
 if profiler:
     profiler.enable()
-summary = distribution.redistribute_leads(now=timezone.now(), limit=int(limit) or None)
+summary = distribution.redistribute_leads(
+    now=timezone.now(), limit=int(limit) or None,
+    **({"partition": tuple(map(int, partition.split("/")))} if partition else {}))
 if profiler:
     profiler.disable()
     profiler.dump_stats(profile)
 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-print(json.dumps({"backlog": backlog, "examined": summary.examined, "offered": summary.offered,
-                  "unassigned": summary.unassigned, "seconds": round(seconds, 2),
-                  "python_cpu_s": round(cpu, 2), "leads_per_s": round(summary.examined / seconds, 1)}), flush=True)
-if gate:
+print(json.dumps({"examined": summary.examined, "offered": summary.offered, "unassigned": summary.unassigned,
+                  "seconds": round(seconds, 2), "python_cpu_s": round(cpu, 2),
+                  "leads_per_s": round(summary.examined / seconds, 1),
+                  "started_at": started_at, "finished_at": time.time(),
+                  **({"backlog": backlog} if "backlog" in globals() else {})}), flush=True)
+if gate and not partition:
     wait_for_gate_removal(gate)
 """
+
+# The production setting's default (settings.REDISTRIBUTION_PARTITIONS): the minute's run as
+# two tasks, which a worker's two processes take side by side.
+PARTS = 2
+
+# One reset and one timed run in one process (the gate argument is for callgrind.py).
+ROUND = SETUP + RESET + TIMED
 
 
 def environment(database_url: str, redis_url: str, app_dir: Path) -> dict:
@@ -81,12 +103,52 @@ def environment(database_url: str, redis_url: str, app_dir: Path) -> dict:
     }
 
 
-def run_round(env: dict, mark: str, *, app_dir: Path = ROOT, profile: str = "") -> dict:
-    """One reset and timed run in a child process of `app_dir`'s code."""
+def run_round(env: dict, mark: str, *, app_dir: Path = ROOT, profile: str = "", parts: int = 1) -> dict:
+    """One reset and timed run of `app_dir`'s code: in one child process, or with `parts` > 1
+    as the minute's task runs it in production, one process per part of the ZIP codes
+    (`distribution.zip_part`), started together; leads per second over them all."""
+    if parts == 1:
+        return _child(env, app_dir, ROUND, ["", mark, profile, "0", ""])
+    backlog = _child(env, app_dir, SETUP + RESET + "print(json.dumps({'backlog': backlog}))", ["", mark, "", "0", ""])
+    code = callgrind.CHILD_HELPERS + SETUP + TIMED
+    with tempfile.TemporaryDirectory() as tmp:
+        gate = Path(tmp, "gate")
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(gate), mark, "", "0", f"{part}/{parts}"],
+                env=env, cwd=app_dir, stdout=subprocess.PIPE, text=True,
+            )
+            for part in range(parts)
+        ]  # fmt: skip
+        for child in children:
+            while (line := child.stdout.readline()) and line.strip() != "READY":
+                pass
+        gate.touch()
+        results = [json.loads(child.stdout.read().strip().splitlines()[-1]) for child in children]
+        if any(child.wait() for child in children):
+            raise SystemExit("a part of the redistribution round failed")
+    seconds = max(r["finished_at"] for r in results) - min(r["started_at"] for r in results)
+    examined = sum(r["examined"] for r in results)
+    return {
+        **backlog,
+        "parts": parts,
+        "examined": examined,
+        "offered": sum(r["offered"] for r in results),
+        "unassigned": sum(r["unassigned"] for r in results),
+        "seconds": round(seconds, 2),
+        "python_cpu_s": round(sum(r["python_cpu_s"] for r in results), 2),
+        "leads_per_s": round(examined / seconds, 1),
+    }
+
+
+def _child(env: dict, app_dir: Path, code: str, args: list[str]) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", callgrind.CHILD_HELPERS + ROUND, "", mark, profile, "0"],
-        env=env, cwd=app_dir, capture_output=True, text=True,
-    )  # fmt: skip
+        [sys.executable, "-c", callgrind.CHILD_HELPERS + code, *args],
+        env=env,
+        cwd=app_dir,
+        capture_output=True,
+        text=True,
+    )
     if out.returncode:
         raise SystemExit(f"redistribution round failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -95,7 +157,7 @@ def run_round(env: dict, mark: str, *, app_dir: Path = ROOT, profile: str = "") 
 def count_instructions(env: dict, mark: str, *, app_dir: Path, leads: int) -> dict:
     """One reset and a run over `leads` leads under callgrind, counting only that run: the
     Python process's instructions per lead (PostgreSQL's work is not in it)."""
-    result, total = callgrind.count(ROUND, [mark, "", str(leads)], env=env, cwd=app_dir)
+    result, total = callgrind.count(ROUND, [mark, "", str(leads), ""], env=env, cwd=app_dir)
     return {**result, "instructions_per_lead": total // result["examined"]}
 
 
@@ -103,6 +165,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline-dir", type=Path, help="another checkout, run alternating with this one")
+    parser.add_argument("--parts", type=int, default=PARTS, help="processes, one per part of the ZIP codes")
+    parser.add_argument("--baseline-parts", type=int, default=1, help="the same for --baseline-dir (may be .)")
     parser.add_argument("--profile", default="", help="write a cProfile of one round of this checkout here")
     parser.add_argument(
         "--instructions", type=int, metavar="LEADS", help="Python instructions per lead over LEADS leads (valgrind)"
@@ -124,7 +188,8 @@ def main() -> None:
     for round_number in range(args.rounds):
         order = list(checkouts.items())[:: 1 if round_number % 2 == 0 else -1]
         for name, app_dir in order:
-            result = run_round(environment(database_url, redis_url, app_dir), mark, app_dir=app_dir)
+            parts = args.parts if name == "now" else args.baseline_parts
+            result = run_round(environment(database_url, redis_url, app_dir), mark, app_dir=app_dir, parts=parts)
             results[name].append(result)
             print(f"round {round_number + 1} {name}: {json.dumps(result)}", flush=True)
     for name, rounds in results.items():

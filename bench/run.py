@@ -734,7 +734,10 @@ def main() -> None:
                                "ok": answered > 0 and result["s2xx"] == answered})  # fmt: skip
             if not args.skip_redistribute:
                 mark, started = results["data"]["generated_at"], datetime.now(UTC)
-                record("redistribute_leads", redistribute.run_round(env, mark))
+                # As the minute's task runs it (one process per part of the ZIP codes), and
+                # in one process, side by side.
+                record("redistribute_leads", redistribute.run_round(env, mark, parts=redistribute.PARTS))
+                record("redistribute_leads_one_process", redistribute.run_round(env, mark))
                 discard_unpushed(db_url, started)
     finally:
         stack.stop()
@@ -801,6 +804,9 @@ def ratios(runs: dict) -> dict:
         "mobile deep (cursor) / first p99": per_round("mobile_deep_cursor", "mobile_first", "p99_ms"),
         "admin deep (cursor) / first p99": per_round("admin_deep_cursor", "admin_first", "p99_ms"),
         "admin filtered deep / first p99": per_round("admin_filtered_deep_cursor", "admin_filtered_first", "p99_ms"),
+        "redistribution, parts side by side / one process": per_round(
+            "redistribute_leads", "redistribute_leads_one_process", "leads_per_s"
+        ),
     }
     return {k: v for k, v in out.items() if v}
 
