@@ -285,7 +285,8 @@ CELERY_BEAT_SCHEDULE["distribute-new-leads"] = {"task": "leads.tasks.distribute_
 OFFER_TIMEOUT_MINUTES = env.int("OFFER_TIMEOUT_MINUTES", default=30)
 CELERY_BEAT_SCHEDULE["redistribute-leads"] = {"task": "leads.tasks.redistribute_leads", "schedule": 60.0}
 # The minute's redistribution runs as this many tasks over disjoint sets of ZIP codes, which
-# the worker processes take side by side (about one per core).
+# worker processes take side by side: about the number of worker processes that should share
+# a backlog (README, Scaling out).
 REDISTRIBUTION_PARTITIONS = env.int("REDISTRIBUTION_PARTITIONS", default=2)
 CELERY_BEAT_SCHEDULE["remind-expiring-offers"] = {"task": "leads.tasks.remind_expiring_offers", "schedule": 60.0}
 

@@ -599,8 +599,8 @@ def redistribute_leads(
 ) -> RedistributionSummary:
     """Re-offers leads whose offer expired and retries unassigned leads (optionally for one
     ZIP code, one portal, leads received since a time, or the ZIP codes of one `partition`:
-    (part, parts), see `zip_part`). Idempotent and safe while webhooks arrive and while
-    another copy runs."""
+    (part, parts), see `zip_part`). `limit` bounds each kind of lead of this call (of its
+    part). Idempotent and safe while webhooks arrive and while another copy runs."""
     filters = Q()
     if zipcode:
         filters &= Q(zipcode=zipcode)

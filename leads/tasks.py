@@ -29,8 +29,9 @@ def redistribute_leads(*, zipcodes: list[str] | None = None, partition: list[int
 
     The minute's run queues one run per part of the ZIP codes (REDISTRIBUTION_PARTITIONS,
     see `distribution.zip_part`), which worker processes take side by side: one process
-    redistributes a backlog at the speed of one core, and the parts never wait for each
-    other (but for capped subscriptions, whose cap counts serialize their offers)."""
+    redistributes a backlog at the speed of one core, and the parts share no rotation cursor
+    (batches reaching the same capped subscription still wait for each other: README,
+    Scaling out)."""
     parts = settings.REDISTRIBUTION_PARTITIONS
     if zipcodes is None and partition is None and parts > 1:
         for part in range(parts):

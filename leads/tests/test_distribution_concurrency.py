@@ -149,7 +149,7 @@ def test_concurrent_redistribution_runs_offer_each_lead_once():
     assert Offer.objects.values("lead").distinct().count() == len(leads)
 
 
-def test_redistribution_parts_never_wait_for_each_other():
+def test_redistribution_parts_share_no_rotation_cursor():
     zipcodes = [f"100{n:02d}" for n in range(1, 13)]
     for _ in range(2):
         subscribed_agency(*zipcodes)
