@@ -1,9 +1,9 @@
 """`redistribute_leads` over the generated backlog of unassigned leads: leads per second,
 before and after side by side, optionally profiled.
 
-    .venv/bin/python bench/redistribute.py                           # this checkout, 3 rounds, 2 parts
-    .venv/bin/python bench/redistribute.py --baseline-dir /tmp/base  # alternating with another checkout (1 process)
-    .venv/bin/python bench/redistribute.py --baseline-dir . --parts 2 --baseline-parts 1  # 2 parts against 1
+    .venv/bin/python bench/redistribute.py                           # this checkout, 3 rounds, one process
+    .venv/bin/python bench/redistribute.py --baseline-dir /tmp/base  # alternating with another checkout
+    .venv/bin/python bench/redistribute.py --baseline-dir . --parts 2  # 2 parts against one process, this code
     .venv/bin/python bench/redistribute.py --profile /tmp/redis.prof # cProfile of one round
     .venv/bin/python bench/redistribute.py --instructions 2000 --baseline-dir /tmp/base  # callgrind counts
 
@@ -124,9 +124,10 @@ def run_round(env: dict, mark: str, *, app_dir: Path = ROOT, profile: str = "", 
             while (line := child.stdout.readline()) and line.strip() != "READY":
                 pass
         gate.touch()
-        results = [json.loads(child.stdout.read().strip().splitlines()[-1]) for child in children]
-        if any(child.wait() for child in children):
-            raise SystemExit("a part of the redistribution round failed")
+        outputs = [child.communicate()[0] for child in children]
+        if any(child.returncode for child in children):
+            raise SystemExit("a part of the redistribution round failed (its traceback is above)")
+        results = [json.loads(output.strip().splitlines()[-1]) for output in outputs]
     seconds = max(r["finished_at"] for r in results) - min(r["started_at"] for r in results)
     examined = sum(r["examined"] for r in results)
     return {
@@ -165,7 +166,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline-dir", type=Path, help="another checkout, run alternating with this one")
-    parser.add_argument("--parts", type=int, default=PARTS, help="processes, one per part of the ZIP codes")
+    parser.add_argument(
+        "--parts", type=int, default=1, help=f"processes, one per part of the ZIP codes ({PARTS} in production)"
+    )
     parser.add_argument("--baseline-parts", type=int, default=1, help="the same for --baseline-dir (may be .)")
     parser.add_argument("--profile", default="", help="write a cProfile of one round of this checkout here")
     parser.add_argument(
