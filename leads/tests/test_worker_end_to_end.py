@@ -1,6 +1,7 @@
 """End to end through a real Celery worker on Redis: webhook → hand-off → offer → push."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,8 +13,9 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from agencies.models import Device, Notification, NotificationKind, PushStatus
+from leadmarket.celery import app as celery_app
 from leads.models import Lead, LeadStatus
-from leads.tests.factories import subscribed_agency
+from leads.tests.factories import LeadFactory, subscribed_agency
 from portals.tests.factories import make_portal
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,6 +37,7 @@ def worker():
         "FCM_CREDENTIALS_FILE": "",
         "PGAPPNAME": WORKER_APPLICATION_NAME,  # names its database connections (libpq)
         "DATABASE_CONN_MAX_AGE": "60",
+        "REDISTRIBUTION_PARTITIONS": "2",
     }
     process = subprocess.Popen(
         [
@@ -116,3 +119,25 @@ def test_webhook_lead_is_offered_and_pushed_by_a_real_worker(worker):
     assert "agencies.tasks.push_notifications" in log
     # The request id travelled with the hand-off into the worker's log lines.
     assert any("e2e-request-42" in line and "distributed 1 lead(s) in 10001" in line for line in log.splitlines()), log
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis as the Celery broker (REDIS_URL)")
+def test_the_minute_redistribution_runs_in_parts_on_a_real_worker(worker, monkeypatch):
+    # Subscribing queues its own retry of these ZIP codes; only the minute's run is wanted here.
+    monkeypatch.setattr("leads.tasks.redistribute_leads.apply_async", lambda *args, **options: None)
+    zipcodes = [f"100{n:02d}" for n in range(1, 13)]
+    for _ in range(2):
+        subscribed_agency(*zipcodes)
+    leads = [LeadFactory(zipcode=zipcode, status=LeadStatus.UNASSIGNED) for zipcode in zipcodes for _ in range(2)]
+
+    celery_app.send_task("leads.tasks.redistribute_leads")  # as beat sends it
+
+    offered = wait_for(lambda: Lead.objects.filter(status=LeadStatus.OFFERED).count() == len(leads))
+    worker.send_signal(signal.SIGTERM)
+    log = worker.communicate(timeout=20)[0]
+    assert offered, log
+    runs = [line for line in log.splitlines() if "redistribute_leads[" in line and "succeeded" in line]
+    assert len(runs) == 3, log  # the minute's run and its two parts
+    assert "{'partitions': 2}" in log, log
+    offered_by_part = sorted(int(m) for line in runs for m in re.findall(r"'offered': (\d+)", line))
+    assert offered_by_part == [10, 14], log  # two leads in each of 5 and 7 ZIP codes
