@@ -127,10 +127,9 @@ def lock_cursors(zipcodes: list[str]) -> dict[str, RotationCursor]:
                 " ON CONFLICT (zipcode) DO NOTHING",
                 zipcodes,
             )
-    return {
-        cursor.zipcode: cursor
-        for cursor in RotationCursor.objects.select_for_update().filter(zipcode__any=zipcodes).order_by("zipcode")
-    }
+    cursors = RotationCursor.objects.select_for_update().filter(zipcode__any=zipcodes).order_by("zipcode")
+    # Not updated_at, which the rotation only writes: a timestamp is the dearest column to decode.
+    return {cursor.zipcode: cursor for cursor in cursors.only("zipcode", "last_agency_id", "offers_made")}
 
 
 def _candidates_sql(zipcodes: int, postgres: bool) -> str:
@@ -410,7 +409,10 @@ def record_outcome(outcome: Outcome, *, now: datetime) -> None:
 # by more leads: 1,000 redistributed 1.4x faster than 500 on the bench, while a batch still
 # holds its ZIP codes' cursors for only a fraction of a second.
 BATCH_SIZE = 1000
-BATCH_LEAD_FIELDS = ("id", "zipcode", "received_at", "status", "status_changed_at", "lead_type", "city", "state")
+# Only what distribution and the notification text read of a batch's leads: loading (and
+# decoding) every column of every lead was a large share of a batch's time, and timestamps
+# are the dearest to decode (status_changed_at is written, never read).
+BATCH_LEAD_FIELDS = ("id", "zipcode", "status", "lead_type", "city", "state")
 
 
 class OfferNotOpen(Conflict):
@@ -446,7 +448,7 @@ def distribute_new_leads(*, batch_size: int = BATCH_SIZE) -> int:
             leads = list(
                 Lead.objects.filter(position, status=LeadStatus.NEW, id__lte=last_id)
                 .select_for_update(no_key=True, skip_locked=True)
-                .only(*BATCH_LEAD_FIELDS)
+                .only(*BATCH_LEAD_FIELDS, "received_at")  # the run's position
                 .order_by("received_at", "id")[:batch_size]
             )
             if not leads:
@@ -565,8 +567,6 @@ def retry_unassigned(
             leads = list(
                 Lead.objects.filter(filters, covered, status=LeadStatus.UNASSIGNED, id__gt=after_id)
                 .select_for_update(no_key=True, skip_locked=True)
-                # Only what distribution and the notification text read: loading (and
-                # decoding) every column of every lead was a large share of a batch's time.
                 .only(*BATCH_LEAD_FIELDS)
                 .order_by("id")[:size]
             )

@@ -5,7 +5,8 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agencies.models import Agency, AgencyStatus, Notification, NotificationKind
@@ -511,3 +512,25 @@ def test_a_part_expires_only_the_overdue_offers_of_its_zipcodes():
     part = {lead.pk for lead in leads if distribution.zip_part(lead.zipcode, 2) == 0}
     assert set(Offer.objects.filter(status=OfferStatus.EXPIRED).values_list("lead_id", flat=True)) == part
     assert summary.expired == summary.offered == len(part)
+
+
+def test_a_batch_takes_as_many_queries_for_many_leads_and_zipcodes_as_for_few():
+    for _ in range(2):
+        subscribed_agency(*ZIPCODES[:6])
+
+    def queries_for(zipcodes: list[str], per_zipcode: int, **fields) -> int:
+        for zipcode in zipcodes:
+            LeadFactory.create_batch(per_zipcode, zipcode=zipcode, **fields)
+        with CaptureQueriesContext(connection) as queries:
+            if fields:
+                distribution.retry_unassigned(now=timezone.now())
+            else:
+                distribution.distribute_new_leads()
+        return len(queries)
+
+    queries_for(ZIPCODES[:6], 1)  # the first run creates the cursors and caches the ZIP codes' coverage
+    # A field a batch leaves unloaded and then reads would cost a query per lead or ZIP code.
+    assert queries_for(ZIPCODES[:1], 1) == queries_for(ZIPCODES[:6], 5)
+    unassigned = {"status": LeadStatus.UNASSIGNED}
+    assert queries_for(ZIPCODES[:1], 1, **unassigned) == queries_for(ZIPCODES[:6], 5, **unassigned)
+    assert not Lead.objects.exclude(status=LeadStatus.OFFERED).exists()
