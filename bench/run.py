@@ -584,6 +584,12 @@ def main() -> None:
         results["data"] = json.loads(generate.STATE.read_text())
     zips = results["data"]["zipcodes"]
     results["machine"]["server_version"] = sql_one(db_url, "SHOW server_version")
+    results["machine"]["postgres_settings"] = settings = {
+        name: sql_one(db_url, f"SHOW {name}") for name in POSTGRES_SETTINGS
+    }
+    if sql_one(db_url, "SELECT setting::bigint * 8192 < 2^30 FROM pg_settings WHERE name = 'shared_buffers'"):
+        log(f"PostgreSQL's shared_buffers is {settings['shared_buffers']}: the leads and their indexes do not"
+            " fit, and redistribution waits on disk (README, Performance)")  # fmt: skip
     prepared = django(env, PREPARE)
     key = prepared["key"]
     tag = f"b{int(time.time())}"
@@ -777,6 +783,10 @@ def main() -> None:
     print(stem.with_suffix(".md").read_text())
 
 
+# PostgreSQL's settings the results depend on, recorded with them.
+POSTGRES_SETTINGS = ("shared_buffers", "max_wal_size", "synchronous_commit", "max_connections")
+
+
 def ratios(runs: dict) -> dict:
     """Ratios computed within each round (side by side), then median/min/max over rounds."""
 
@@ -825,6 +835,7 @@ def markdown(r: dict) -> str:
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB; Linux {m['kernel']}; Python {m['python']};"
         f" Django {m['django']}; PostgreSQL {m['server_version']}; {m['redis']}; {m['wrk']}.",
+        f"PostgreSQL settings: {m.get('postgres_settings', 'not recorded')}.",
         f"Load average at start {r['load_average_start'][0]:.2f}, at end {r['load_average_end'][0]:.2f}"
         " (other work shares this machine: compare ratios measured side by side, not absolute numbers).",
         f"Data: {r['data']['leads']:,} leads ({r['data']['unassigned']:,} unassigned), {r['data']['offers']:,} offers,"
