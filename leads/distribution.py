@@ -332,7 +332,6 @@ def _rotate(cursor, leads, candidates, previously_offered, outcome: Outcome, *, 
         )
         cursor.last_agency_id = chosen.agency_id
         cursor.offers_made += 1
-        cursor.updated_at = now
         chosen.received += 1
         previously_offered[lead.id].add(chosen.agency_id)
         moved = True

@@ -521,6 +521,7 @@ def test_a_batch_takes_as_many_queries_for_many_leads_and_zipcodes_as_for_few():
     def queries_for(zipcodes: list[str], per_zipcode: int, **fields) -> int:
         for zipcode in zipcodes:
             LeadFactory.create_batch(per_zipcode, zipcode=zipcode, **fields)
+        LeadFactory.create_batch(per_zipcode, zipcode="90210", **fields)  # nobody covers it: new ones become unassigned
         with CaptureQueriesContext(connection) as queries:
             if fields:
                 distribution.retry_unassigned(now=timezone.now())
@@ -533,4 +534,5 @@ def test_a_batch_takes_as_many_queries_for_many_leads_and_zipcodes_as_for_few():
     assert queries_for(ZIPCODES[:1], 1) == queries_for(ZIPCODES[:6], 5)
     unassigned = {"status": LeadStatus.UNASSIGNED}
     assert queries_for(ZIPCODES[:1], 1, **unassigned) == queries_for(ZIPCODES[:6], 5, **unassigned)
-    assert not Lead.objects.exclude(status=LeadStatus.OFFERED).exists()
+    assert not Lead.objects.exclude(zipcode="90210").exclude(status=LeadStatus.OFFERED).exists()
+    assert Lead.objects.filter(zipcode="90210", status=LeadStatus.UNASSIGNED).count() == 13
