@@ -584,12 +584,13 @@ def main() -> None:
         results["data"] = json.loads(generate.STATE.read_text())
     zips = results["data"]["zipcodes"]
     results["machine"]["server_version"] = sql_one(db_url, "SHOW server_version")
-    results["machine"]["postgres_settings"] = settings = {
-        name: sql_one(db_url, f"SHOW {name}") for name in POSTGRES_SETTINGS
-    }
-    if sql_one(db_url, "SELECT setting::bigint * 8192 < 2^30 FROM pg_settings WHERE name = 'shared_buffers'"):
-        log(f"PostgreSQL's shared_buffers is {settings['shared_buffers']}: the leads and their indexes do not"
-            " fit, and redistribution waits on disk (README, Performance)")  # fmt: skip
+    results["machine"]["postgres_settings"] = settings = sql_one(
+        db_url, "SELECT json_object_agg(name, current_setting(name)) FROM unnest(%s::text[]) AS name",
+        [list(POSTGRES_SETTINGS)],
+    )  # fmt: skip
+    if sql_one(db_url, "SELECT pg_size_bytes(current_setting('shared_buffers')) < 2^30"):
+        log(f"PostgreSQL's shared_buffers is {settings['shared_buffers']}: the leads and their indexes may not"
+            " fit, and redistribution would wait on the disk (README, Production)")  # fmt: skip
     prepared = django(env, PREPARE)
     key = prepared["key"]
     tag = f"b{int(time.time())}"
@@ -835,7 +836,9 @@ def markdown(r: dict) -> str:
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB; Linux {m['kernel']}; Python {m['python']};"
         f" Django {m['django']}; PostgreSQL {m['server_version']}; {m['redis']}; {m['wrk']}.",
-        f"PostgreSQL settings: {m.get('postgres_settings', 'not recorded')}.",
+        "PostgreSQL settings: "
+        + (", ".join(f"{k} {v}" for k, v in m["postgres_settings"].items()) if "postgres_settings" in m else "-")
+        + ".",
         f"Load average at start {r['load_average_start'][0]:.2f}, at end {r['load_average_end'][0]:.2f}"
         " (other work shares this machine: compare ratios measured side by side, not absolute numbers).",
         f"Data: {r['data']['leads']:,} leads ({r['data']['unassigned']:,} unassigned), {r['data']['offers']:,} offers,"
