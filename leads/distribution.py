@@ -261,7 +261,7 @@ def distribute(*, leads: list[Lead], now: datetime, use_coverage_cache: bool = F
             previously_offered[lead_id].add(agency_id)
         moved = []
         for zipcode, zipcode_leads in by_zipcode.items():
-            if _rotate(cursors[zipcode], zipcode_leads, candidates[zipcode], previously_offered, outcome, now=now):
+            if _rotate(cursors[zipcode], zipcode_leads, candidates[zipcode], previously_offered, outcome):
                 moved.append(cursors[zipcode])
         _save_cursors(moved, now=now)
     record_outcome(outcome, now=now)
@@ -296,7 +296,7 @@ def _save_cursors(cursors: list[RotationCursor], *, now: datetime) -> None:
         )
 
 
-def _rotate(cursor, leads, candidates, previously_offered, outcome: Outcome, *, now: datetime) -> bool:
+def _rotate(cursor, leads, candidates, previously_offered, outcome: Outcome) -> bool:
     """The rotation of one ZIP code over `leads`: adds to `outcome`, moves `cursor`, and
     says whether it moved."""
     moved = False
@@ -554,10 +554,11 @@ def retry_unassigned(
     nobody covers are not touched; leads another run holds are skipped."""
     filters = filters or Q()
     summary = RedistributionSummary()
-    covered = Q(zipcode__in=Territory.objects.live().values("zipcode"))
+    live = Territory.objects.live()
+    covered = Q(zipcode__in=live.values("zipcode"))
     if partition:  # this part's ZIP codes, listed: PostgreSQL estimates a list, not a hash of the column
         part, parts = partition
-        zipcodes = set(Territory.objects.live().values_list("zipcode", flat=True))
+        zipcodes = set(live.values_list("zipcode", flat=True))
         covered = Q(zipcode__any=sorted(zipcode for zipcode in zipcodes if zip_part(zipcode, parts) == part))
     after_id = 0
     while limit is None or summary.examined < limit:
