@@ -94,6 +94,8 @@ DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
     "django.db.backends.", "django_prometheus.db.backends."
 )
 if DATABASES["default"]["ENGINE"].endswith(".postgresql"):
+    # The same, health-checking a reused connection only after it sat idle (see its module).
+    DATABASES["default"]["ENGINE"] = "leadmarket.postgresql"
     # Persistent connections: no connect per request under gunicorn or Celery.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
